@@ -1,0 +1,4 @@
+using System.Runtime.CompilerServices;
+
+[assembly: InternalsVisibleTo("BlockAttention.Llama")]
+[assembly: InternalsVisibleTo("BlockAttention.Tests")]
