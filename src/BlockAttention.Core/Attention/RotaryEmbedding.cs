@@ -1,0 +1,197 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace BlockAttention.Attention;
+
+/// <summary>
+/// Rotary position embedding (RoPE) with the half-split layout of Llama checkpoints: dimension
+/// <c>i</c> of the first half of a head pairs with dimension <c>i</c> of the second half.
+/// </summary>
+/// <remarks>
+/// Angles are <c>position * inverseFrequency</c> in float32, and cos/sin are taken in float32,
+/// exactly as Hugging Face transformers does. Rotations compose, which is what Block-Attention
+/// relies on: a key rotated for local position <c>j</c> and then rotated by the angle of
+/// <c>offset</c> equals the key rotated for position <c>offset + j</c>.
+/// </remarks>
+public sealed class RotaryEmbedding : IDisposable
+{
+    private readonly float[] _inverseFrequencies;
+    private readonly Lock _tableLock = new();
+    private readonly Dictionary<string, (Tensor Cos, Tensor Sin)> _tables = [];
+
+    /// <summary>Creates the embedding from the inverse frequencies of one half of a head.</summary>
+    public RotaryEmbedding(float[] inverseFrequencies)
+    {
+        ArgumentNullException.ThrowIfNull(inverseFrequencies);
+        if (inverseFrequencies.Length == 0)
+        {
+            throw new ArgumentException("at least one frequency is needed", nameof(inverseFrequencies));
+        }
+
+        _inverseFrequencies = (float[])inverseFrequencies.Clone();
+    }
+
+    /// <summary>The head dimension this embedding rotates (twice the number of frequencies).</summary>
+    public int HeadDim => _inverseFrequencies.Length * 2;
+
+    /// <summary>The inverse frequencies, one per pair of dimensions.</summary>
+    public IReadOnlyList<float> InverseFrequencies => _inverseFrequencies;
+
+    /// <summary>Plain RoPE: <c>inv_freq[i] = theta^(-2i/d)</c>.</summary>
+    public static RotaryEmbedding Default(double theta, int headDim) => new(BaseFrequencies(theta, headDim));
+
+    /// <summary>
+    /// Llama 3.1's frequency scaling: high frequencies are kept, low ones divided by
+    /// <paramref name="factor"/>, and the band between interpolated smoothly.
+    /// </summary>
+    public static RotaryEmbedding Llama3(double theta, int headDim, double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositions)
+    {
+        if (factor <= 0 || lowFreqFactor <= 0 || highFreqFactor <= lowFreqFactor || originalMaxPositions <= 0)
+        {
+            throw new ArgumentException(
+                $"invalid llama3 rope scaling: factor {factor}, low_freq_factor {lowFreqFactor}, high_freq_factor {highFreqFactor}, original_max_position_embeddings {originalMaxPositions}");
+        }
+
+        float[] frequencies = BaseFrequencies(theta, headDim);
+        // Computed in float32 like the reference, so that the frequencies match it bit for bit.
+        float lowFreqWavelength = (float)(originalMaxPositions / lowFreqFactor);
+        float highFreqWavelength = (float)(originalMaxPositions / highFreqFactor);
+        for (int i = 0; i < frequencies.Length; i++)
+        {
+            float frequency = frequencies[i];
+            float wavelength = 2 * MathF.PI / frequency;
+            if (wavelength < highFreqWavelength)
+            {
+                continue;
+            }
+
+            if (wavelength > lowFreqWavelength)
+            {
+                frequencies[i] = frequency / (float)factor;
+                continue;
+            }
+
+            float smooth = ((float)originalMaxPositions / wavelength - (float)lowFreqFactor) / (float)(highFreqFactor - lowFreqFactor);
+            frequencies[i] = (1 - smooth) * frequency / (float)factor + smooth * frequency;
+        }
+
+        return new RotaryEmbedding(frequencies);
+    }
+
+    /// <summary>
+    /// cos and sin tables, float32 <c>[count, headDim]</c>, for positions <c>start .. start+count-1</c>.
+    /// Slices of a cached table: the caller must not modify them, and disposing them is allowed.
+    /// </summary>
+    public (Tensor Cos, Tensor Sin) CosSin(long start, long count, Device device)
+    {
+        var (cos, sin) = Table(start + count, device);
+        return (cos.narrow(0, start, count), sin.narrow(0, start, count));
+    }
+
+    /// <summary>
+    /// Applies the rotation of the given cos/sin (<c>[positions, headDim]</c>, broadcast over the
+    /// leading dimensions of <paramref name="x"/> <c>[..., positions, headDim]</c>), computing in
+    /// float32 and returning <paramref name="x"/>'s dtype.
+    /// </summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = NewDisposeScope();
+        var x32 = x.to(ScalarType.Float32);
+        long half = x.shape[^1] / 2;
+        var rotated = cat([x32.narrow(-1, half, half).neg(), x32.narrow(-1, 0, half)], -1);
+        var result = x32.mul(cos).add_(rotated.mul_(sin));
+        return result.to(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Rotates keys by <paramref name="offset"/> positions: the same angle for every position, so
+    /// keys cached for positions <c>0..n-1</c> become the keys for <c>offset..offset+n-1</c>.
+    /// </summary>
+    public Tensor RotateBy(Tensor keys, long offset)
+    {
+        using var scope = NewDisposeScope();
+        var (cos, sin) = OffsetCosSin(offset, keys.device);
+        return Apply(keys, cos, sin).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>cos/sin float32 <c>[1, headDim]</c> of one position's angle (positions beyond the table are computed directly).</summary>
+    public (Tensor Cos, Tensor Sin) OffsetCosSin(long offset, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var angles = AnglesFor(tensor(new float[] { offset }, ScalarType.Float32));
+        var cos = angles.cos().to(device);
+        var sin = angles.sin().to(device);
+        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+    }
+
+    private (Tensor Cos, Tensor Sin) Table(long length, Device device)
+    {
+        string key = device.ToString();
+        lock (_tableLock)
+        {
+            if (_tables.TryGetValue(key, out var table) && table.Cos.shape[0] >= length)
+            {
+                return table;
+            }
+
+            // Grow to the next power of two so that a growing prompt rebuilds the table rarely.
+            long size = Math.Max(256, (long)BitOperationsRoundUp(length));
+            using var scope = NewDisposeScope();
+            var positions = arange(size, dtype: ScalarType.Float32);
+            var angles = AnglesFor(positions);
+            var cos = angles.cos().to(device).DetachFromDisposeScope();
+            var sin = angles.sin().to(device).DetachFromDisposeScope();
+            // A request in flight may hold slices of the old table: views keep their storage alive
+            // in libtorch, so releasing our handles here is safe.
+            if (_tables.TryGetValue(key, out var old))
+            {
+                old.Cos.Dispose();
+                old.Sin.Dispose();
+            }
+
+            _tables[key] = (cos, sin);
+            return (cos, sin);
+        }
+    }
+
+    /// <summary>float32 angles <c>[positions, headDim]</c>: each position times each frequency, the halves repeated.</summary>
+    private Tensor AnglesFor(Tensor positions)
+    {
+        using var scope = NewDisposeScope();
+        var frequencies = tensor(_inverseFrequencies, ScalarType.Float32);
+        var half = positions.unsqueeze(1).mul(frequencies.unsqueeze(0));
+        return cat([half, half], 1).MoveToOuterDisposeScope();
+    }
+
+    private static float[] BaseFrequencies(double theta, int headDim)
+    {
+        if (theta <= 0 || headDim <= 0 || headDim % 2 != 0)
+        {
+            throw new ArgumentException($"rope needs theta > 0 and an even head dimension; got theta {theta}, head_dim {headDim}");
+        }
+
+        // inv_freq = 1 / theta^(arange(0, d, 2) / d), with the reference's float32 torch ops so
+        // that the frequencies agree with it to the bit.
+        using var scope = NewDisposeScope();
+        var exponents = arange(0, headDim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32).div(headDim);
+        var frequencies = full(exponents.shape, theta, dtype: ScalarType.Float32).pow(exponents).reciprocal();
+        return frequencies.data<float>().ToArray();
+    }
+
+    /// <summary>Releases the cached cos/sin tables.</summary>
+    public void Dispose()
+    {
+        lock (_tableLock)
+        {
+            foreach (var (cos, sin) in _tables.Values)
+            {
+                cos.Dispose();
+                sin.Dispose();
+            }
+
+            _tables.Clear();
+        }
+    }
+
+    private static ulong BitOperationsRoundUp(long value) => System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)value);
+}
