@@ -108,7 +108,12 @@ public sealed record LlamaConfig
             throw root.Invalid("hidden_act", $"is '{activation}'; only 'silu' is supported");
         }
 
+        // Every size is read before the checks that combine them, so a missing or mistyped size is
+        // reported as such rather than as an inconsistency between sizes.
+        int vocabSize = Positive(root, "vocab_size");
         int hiddenSize = Positive(root, "hidden_size");
+        int intermediateSize = Positive(root, "intermediate_size");
+        int layers = Positive(root, "num_hidden_layers");
         int heads = Positive(root, "num_attention_heads");
         int kvHeads = root.Has("num_key_value_heads") ? Positive(root, "num_key_value_heads") : heads;
         if (heads % kvHeads != 0)
@@ -138,10 +143,10 @@ public sealed record LlamaConfig
 
         return new LlamaConfig
         {
-            VocabSize = Positive(root, "vocab_size"),
+            VocabSize = vocabSize,
             HiddenSize = hiddenSize,
-            IntermediateSize = Positive(root, "intermediate_size"),
-            NumHiddenLayers = Positive(root, "num_hidden_layers"),
+            IntermediateSize = intermediateSize,
+            NumHiddenLayers = layers,
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             HeadDim = headDim,
