@@ -1,0 +1,236 @@
+using System.Buffers;
+using System.Collections.ObjectModel;
+using System.Text;
+using System.Text.RegularExpressions;
+using BlockAttention.Text;
+using Microsoft.ML.Tokenizers;
+
+namespace BlockAttention.Llama.Tokenization;
+
+/// <summary>
+/// The Llama 3 tokenizer (byte-level BPE) built from a Hugging Face <c>tokenizer.json</c>, producing the same
+/// ids and decoded text as the Hugging Face <c>tokenizers</c> library.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The BPE merges and byte-level decoding come from <c>Microsoft.ML.Tokenizers</c>' <see cref="BpeTokenizer"/>.
+/// Two steps are done here because that class does not do them as the reference does: splitting the text
+/// (added tokens, then the file's regex over code points rather than UTF-16 units), and <c>ignore_merges</c>
+/// (a piece that is itself a vocabulary token maps to that token; merging would give other ids for several
+/// hundred Llama 3 tokens, such as " việc").
+/// </para>
+/// <para>Instances are immutable and safe to share between threads.</para>
+/// </remarks>
+public sealed class LlamaTokenizer : ITextTokenizer
+{
+    // A piece this short is byte-level spelled on the stack; a longer one (rare: a long run of spaces or
+    // letters) uses a pooled buffer.
+    private const int StackPieceBytes = 256;
+
+    private readonly BpeTokenizer _bpe;
+    private readonly PreTokenSplitter _splitter;
+    private readonly Dictionary<string, int> _vocabulary;
+    private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabularyBySpan;
+    private readonly Dictionary<string, int> _addedTokens;
+    private readonly bool _ignoreMerges;
+
+    private LlamaTokenizer(TokenizerDefinition definition, BpeTokenizer bpe, Regex split, int? bosTokenId, int? eosTokenId)
+    {
+        _bpe = bpe;
+        _vocabulary = definition.Vocabulary;
+        _vocabularyBySpan = _vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
+        _ignoreMerges = definition.IgnoreMerges;
+        _addedTokens = definition.AddedTokens.ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
+        _splitter = new PreTokenSplitter(split, new AddedTokenMatcher(_addedTokens));
+        SpecialTokens = new ReadOnlyDictionary<string, int>(
+            definition.AddedTokens.Where(t => t.Special).ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal));
+        VocabSize = Math.Max(_vocabulary.Values.Max(), definition.AddedTokens.Count == 0 ? -1 : definition.AddedTokens.Max(t => t.Id)) + 1;
+        BosTokenId = bosTokenId;
+        EosTokenId = eosTokenId;
+    }
+
+    /// <summary>Gets the id of the beginning-of-text token named by <c>tokenizer_config.json</c>, if it was found.</summary>
+    public int? BosTokenId { get; }
+
+    /// <summary>Gets the id of the end-of-sequence token named by <c>tokenizer_config.json</c>, if it was found.</summary>
+    public int? EosTokenId { get; }
+
+    /// <summary>Gets the special tokens (added tokens marked <c>special</c>, such as <c>&lt;|eot_id|&gt;</c>) and their ids.</summary>
+    public IReadOnlyDictionary<string, int> SpecialTokens { get; }
+
+    /// <summary>Gets the number of token ids: one more than the largest id of the vocabulary and the added tokens.</summary>
+    public int VocabSize { get; }
+
+    /// <summary>
+    /// Loads a tokenizer from a Hugging Face <c>tokenizer.json</c>. When a <c>tokenizer_config.json</c> lies
+    /// beside it, its <c>bos_token</c> and <c>eos_token</c> set <see cref="BosTokenId"/> and <see cref="EosTokenId"/>.
+    /// </summary>
+    /// <param name="tokenizerJsonPath">The path of <c>tokenizer.json</c>.</param>
+    /// <returns>The tokenizer.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="TokenizerFormatException">
+    /// A file is not valid JSON, lacks a required key, or describes a tokenizer other than byte-level BPE with a
+    /// regex split (the message names the file and the key).
+    /// </exception>
+    public static LlamaTokenizer FromFile(string tokenizerJsonPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(tokenizerJsonPath);
+
+        TokenizerDefinition definition = TokenizerJsonReader.Read(tokenizerJsonPath);
+        Regex split = CreateSplitRegex(tokenizerJsonPath, definition.SplitPattern);
+        var addedTokens = definition.AddedTokens.ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
+
+        var bpe = BpeTokenizer.Create(new BpeOptions(definition.Vocabulary)
+        {
+            Merges = definition.Merges,
+            ByteLevel = true,
+
+            // Only for decoding: added tokens decode to their text. Encoding finds them in PreTokenSplitter.
+            SpecialTokens = addedTokens,
+        });
+
+        (int? bos, int? eos) = ReadConfig(tokenizerJsonPath, definition, addedTokens);
+        return new LlamaTokenizer(definition, bpe, split, bos, eos);
+    }
+
+    /// <summary>
+    /// Gets the id of <paramref name="token"/>: an added token by its text (<c>&lt;|eot_id|&gt;</c>), or a
+    /// vocabulary token in its byte-level spelling (<c>Ġthe</c> for " the").
+    /// </summary>
+    /// <param name="token">The token text.</param>
+    /// <param name="id">The id, when found.</param>
+    /// <returns><see langword="true"/> when the token exists.</returns>
+    public bool TryGetTokenId(string token, out int id)
+    {
+        ArgumentNullException.ThrowIfNull(token);
+        return _addedTokens.TryGetValue(token, out id) || _vocabulary.TryGetValue(token, out id);
+    }
+
+    /// <inheritdoc />
+    IReadOnlyList<int> ITextTokenizer.Encode(string text) => Encode(text, addBos: false);
+
+    /// <summary>
+    /// Encodes <paramref name="text"/>. Special-token text inside it (such as <c>&lt;|eot_id|&gt;</c>) maps to
+    /// its single id; nothing is added at the end.
+    /// </summary>
+    /// <param name="text">The text to encode; may be empty.</param>
+    /// <param name="addBos">Whether to start with <see cref="BosTokenId"/>.</param>
+    /// <returns>The token ids.</returns>
+    /// <exception cref="InvalidOperationException"><paramref name="addBos"/> is set but the tokenizer has no BOS token.</exception>
+    public IReadOnlyList<int> Encode(string text, bool addBos = false)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+
+        var ids = new List<int>(text.Length / 3 + 2);
+        if (addBos)
+        {
+            ids.Add(BosTokenId ?? throw new InvalidOperationException(
+                $"This tokenizer has no BOS token: no {TokenizerConfigReader.FileName} with a bos_token was found beside its tokenizer.json."));
+        }
+
+        foreach (PreToken piece in _splitter.Split(text))
+        {
+            if (piece.IsAddedToken)
+            {
+                ids.Add(piece.AddedTokenId);
+            }
+            else
+            {
+                EncodePiece(text.AsSpan(piece.Offset, piece.Length), ids);
+            }
+        }
+
+        return ids;
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="ids"/> as the reference does: special tokens as their text, bytes that are not
+    /// valid UTF-8 as U+FFFD, ids outside the vocabulary skipped.
+    /// </summary>
+    /// <param name="ids">The token ids.</param>
+    /// <returns>The decoded text.</returns>
+    public string Decode(IReadOnlyList<int> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        return ids.Count == 0 ? string.Empty : _bpe.Decode(ids, considerSpecialTokens: true);
+    }
+
+    private void EncodePiece(ReadOnlySpan<char> piece, List<int> ids)
+    {
+        if (_ignoreMerges && TryGetWholePieceId(piece, out int id))
+        {
+            ids.Add(id);
+            return;
+        }
+
+        ids.AddRange(_bpe.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false));
+    }
+
+    private bool TryGetWholePieceId(ReadOnlySpan<char> piece, out int id)
+    {
+        int maxBytes = Encoding.UTF8.GetMaxByteCount(piece.Length);
+        byte[]? rentedBytes = null;
+        char[]? rentedChars = null;
+        Span<byte> bytes = maxBytes <= StackPieceBytes ? stackalloc byte[StackPieceBytes] : (rentedBytes = ArrayPool<byte>.Shared.Rent(maxBytes));
+        Span<char> spelled = maxBytes <= StackPieceBytes ? stackalloc char[StackPieceBytes] : (rentedChars = ArrayPool<char>.Shared.Rent(maxBytes));
+        try
+        {
+            int count = Encoding.UTF8.GetBytes(piece, bytes);
+            for (int i = 0; i < count; i++)
+            {
+                spelled[i] = ByteLevelAlphabet.ToChar(bytes[i]);
+            }
+
+            return _vocabularyBySpan.TryGetValue(spelled[..count], out id);
+        }
+        finally
+        {
+            if (rentedBytes is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rentedBytes);
+                ArrayPool<char>.Shared.Return(rentedChars!);
+            }
+        }
+    }
+
+    private static Regex CreateSplitRegex(string path, string pattern)
+    {
+        try
+        {
+            // Compiled: every encode runs it over the whole text. CultureInvariant: the (?i:'s|'t|...) contractions
+            // must not follow the current culture's casing rules.
+            return new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+        }
+        catch (ArgumentException e)
+        {
+            throw new TokenizerFormatException(path, $"pre_tokenizer.pretokenizers[0].pattern.Regex is not a pattern .NET can run: {e.Message}", e);
+        }
+    }
+
+    private static (int? Bos, int? Eos) ReadConfig(string tokenizerJsonPath, TokenizerDefinition definition, Dictionary<string, int> addedTokens)
+    {
+        string configPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(tokenizerJsonPath))!, TokenizerConfigReader.FileName);
+        if (!File.Exists(configPath))
+        {
+            return (null, null);
+        }
+
+        (string? bosToken, string? eosToken) = TokenizerConfigReader.Read(configPath);
+        return (Resolve("bos_token", bosToken), Resolve("eos_token", eosToken));
+
+        int? Resolve(string key, string? token)
+        {
+            if (token is null)
+            {
+                return null;
+            }
+
+            if (addedTokens.TryGetValue(token, out int id) || definition.Vocabulary.TryGetValue(token, out id))
+            {
+                return id;
+            }
+
+            throw new TokenizerFormatException(configPath, $"{key} is '{token}', which is not a token of {tokenizerJsonPath}");
+        }
+    }
+}
