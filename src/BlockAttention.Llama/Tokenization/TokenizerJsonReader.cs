@@ -140,7 +140,7 @@ internal static class TokenizerJsonReader
 
             if (!vocabulary.ContainsKey(left) || !vocabulary.ContainsKey(right) || !vocabulary.ContainsKey(left + right))
             {
-                throw new TokenizerFormatException(path, $"model.merges[{index}] is {merge.GetRawText()}; its tokens or their merge are not in model.vocab");
+                throw new TokenizerFormatException(path, $"model.merges[{index}] is '{left} {right}'; its tokens or their merge are not in model.vocab");
             }
 
             merges.Add($"{left} {right}");
