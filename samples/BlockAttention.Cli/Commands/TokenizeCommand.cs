@@ -1,3 +1,6 @@
+using System.Text.Json;
+using BlockAttention.Llama.Tokenization;
+
 namespace BlockAttention.Cli.Commands;
 
 /// <summary><c>blockattn tokenize</c>: ids for a text, or a check of a golden tokenizer file.</summary>
@@ -6,6 +9,103 @@ internal static class TokenizeCommand
     public static int Run(CommandLine commandLine)
     {
         commandLine.RejectUnknown("tokenizer", "text", "golden");
-        throw new UsageException("tokenize is not built yet");
+        string tokenizerPath = commandLine.Required("tokenizer");
+        string? text = commandLine.Optional("text");
+        string? goldenPath = commandLine.Optional("golden");
+        if ((text is null) == (goldenPath is null))
+        {
+            throw new UsageException("'tokenize' needs exactly one of --text and --golden");
+        }
+
+        LlamaTokenizer tokenizer;
+        IReadOnlyList<GoldenCase>? cases = null;
+        try
+        {
+            tokenizer = LlamaTokenizer.FromFile(tokenizerPath);
+            if (goldenPath is not null)
+            {
+                cases = GoldenCase.ReadAll(goldenPath);
+            }
+        }
+        catch (Exception e) when (e is FileNotFoundException or FormatException)
+        {
+            // Bad input, not bad usage: say what is wrong without the usage text.
+            Console.Error.WriteLine($"blockattn: {e.Message}");
+            return 2;
+        }
+
+        return cases is null ? PrintIds(tokenizer, text!) : Check(tokenizer, cases);
+    }
+
+    private static int PrintIds(LlamaTokenizer tokenizer, string text)
+    {
+        IReadOnlyList<int> ids = tokenizer.Encode(text);
+        Console.WriteLine(string.Join(' ', ids));
+        Console.WriteLine(tokenizer.Decode(ids));
+        return 0;
+    }
+
+    private static int Check(LlamaTokenizer tokenizer, IReadOnlyList<GoldenCase> cases)
+    {
+        int mismatches = 0;
+        for (int i = 0; i < cases.Count; i++)
+        {
+            GoldenCase golden = cases[i];
+            IReadOnlyList<int> ids = tokenizer.Encode(golden.Text);
+            string decoded = tokenizer.Decode(golden.Ids);
+            string? idsDiff = Diff.Ids(golden.Ids, ids);
+            string? textDiff = golden.Decoded is null ? null : Diff.Text(golden.Decoded, decoded);
+            if (textDiff is not null)
+            {
+                textDiff = "decoding the golden ids: " + textDiff;
+            }
+
+            string label = $"case {i,3} {Diff.Quote(golden.Text, 40)}";
+            if (idsDiff is null && textDiff is null)
+            {
+                Console.WriteLine($"OK       {label} ({ids.Count} ids)");
+                continue;
+            }
+
+            mismatches++;
+            Console.WriteLine($"MISMATCH {label}");
+            foreach (string? diff in (ReadOnlySpan<string?>)[idsDiff, textDiff])
+            {
+                if (diff is not null)
+                {
+                    Console.WriteLine($"         {diff}");
+                }
+            }
+        }
+
+        Console.WriteLine($"{cases.Count - mismatches} of {cases.Count} cases match");
+        return mismatches == 0 ? 0 : 1;
+    }
+
+    /// <summary>One case of a golden file: <c>{"text": ..., "ids": [...], "decoded": ...}</c> (<c>decoded</c> optional).</summary>
+    private sealed record GoldenCase(string Text, int[] Ids, string? Decoded)
+    {
+        public static IReadOnlyList<GoldenCase> ReadAll(string path)
+        {
+            if (!File.Exists(path))
+            {
+                throw new FileNotFoundException($"Golden file not found: {path}", path);
+            }
+
+            try
+            {
+                using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+                return document.RootElement.GetProperty("cases").EnumerateArray()
+                    .Select(c => new GoldenCase(
+                        c.GetProperty("text").GetString()!,
+                        [.. c.GetProperty("ids").EnumerateArray().Select(id => id.GetInt32())],
+                        c.TryGetProperty("decoded", out JsonElement decoded) ? decoded.GetString() : null))
+                    .ToArray();
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+            {
+                throw new FormatException($"{path}: not a golden file of the form {{\"cases\": [{{\"text\", \"ids\", \"decoded\"}}]}} ({e.Message})", e);
+            }
+        }
     }
 }

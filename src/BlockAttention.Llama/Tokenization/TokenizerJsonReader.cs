@@ -14,10 +14,7 @@ internal static class TokenizerJsonReader
         using JsonDocument document = JsonFile.Parse(path);
         JsonElement root = JsonFile.Object(path, document.RootElement, "(root)");
 
-        RequireNull(path, root, "normalizer");
-        string splitPattern = ReadPreTokenizer(path, root);
-        ReadDecoder(path, root);
-
+        // The model first: a file without one is not a tokenizer.json at all, and that is the clearest message.
         JsonElement model = JsonFile.Object(path, JsonFile.Required(path, root, "", "model"), "model");
         string type = model.TryGetProperty("type", out JsonElement typeElement) ? JsonFile.String(path, typeElement, "model.type") : "BPE";
         if (type != "BPE")
@@ -32,6 +29,10 @@ internal static class TokenizerJsonReader
 
         RequireNullOrEmpty(path, model, "continuing_subword_prefix");
         RequireNullOrEmpty(path, model, "end_of_word_suffix");
+
+        RequireNull(path, root, "normalizer");
+        string splitPattern = ReadPreTokenizer(path, root);
+        ReadDecoder(path, root);
 
         Dictionary<string, int> vocabulary = ReadVocabulary(path, model);
         List<string> merges = ReadMerges(path, model, vocabulary);
@@ -140,7 +141,7 @@ internal static class TokenizerJsonReader
 
             if (!vocabulary.ContainsKey(left) || !vocabulary.ContainsKey(right) || !vocabulary.ContainsKey(left + right))
             {
-                throw new TokenizerFormatException(path, $"model.merges[{index}] is {merge.GetRawText()}; its tokens or their merge are not in model.vocab");
+                throw new TokenizerFormatException(path, $"model.merges[{index}] is '{left} {right}'; its tokens or their merge are not in model.vocab");
             }
 
             merges.Add($"{left} {right}");
