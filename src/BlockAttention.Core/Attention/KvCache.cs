@@ -104,6 +104,17 @@ public sealed class KvCache : IDisposable
         return (_keys.narrow(2, start, count), _values.narrow(2, start, count));
     }
 
+    /// <summary>
+    /// Hands the key and value buffers to the caller, who then owns them; the cache is left
+    /// disposed. Used to keep an encoded block's states without copying them.
+    /// </summary>
+    internal (Tensor Keys, Tensor Values) TakeBuffers()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _disposed = true;
+        return (_keys, _values);
+    }
+
     /// <summary>Releases the cache's memory.</summary>
     public void Dispose()
     {

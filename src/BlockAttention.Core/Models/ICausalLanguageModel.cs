@@ -17,8 +17,8 @@ public interface ICausalLanguageModel : IDisposable
     /// <summary>The model's rotary embedding: Block-Attention re-rotates cached keys with it.</summary>
     RotaryEmbedding Rotary { get; }
 
-    /// <summary>The model's tokenizer.</summary>
-    ITextTokenizer Tokenizer { get; }
+    /// <summary>The model's tokenizer, or null when the checkpoint has none (prompts must then be token ids).</summary>
+    ITextTokenizer? Tokenizer { get; }
 
     /// <summary>
     /// Runs <paramref name="tokens"/> at positions <c>cache.Length .. cache.Length+n-1</c>: every

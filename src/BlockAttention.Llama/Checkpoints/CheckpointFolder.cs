@@ -152,6 +152,10 @@ public sealed class CheckpointFolder : IDisposable
         }
     }
 
+    /// <summary>The path of the weight file that holds <paramref name="tensorName"/>, for error messages.</summary>
+    /// <exception cref="MissingTensorException">The checkpoint has no such tensor.</exception>
+    public string FilePathOf(string tensorName) => FileOf(tensorName).Path;
+
     private SafetensorsFile FileOf(string tensorName)
         => _fileByTensor.TryGetValue(tensorName, out SafetensorsFile? file) ? file : throw new MissingTensorException(tensorName, DirectoryPath);
 

@@ -1,0 +1,112 @@
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace BlockAttention.Llama;
+
+/// <summary>
+/// How the tokens of one forward call attend, decided once per call and shared by every layer:
+/// which SDPA formulation to use and the mask it needs.
+/// </summary>
+/// <remarks>
+/// TorchSharp's SDPA has no <c>enable_gqa</c>, and its <c>is_casual</c> aligns the causal diagonal
+/// top-left, which is wrong once there is a cached prefix. So:
+/// <list type="bullet">
+/// <item>no prefix: causal SDPA, with K/V expanded to every query head;</item>
+/// <item>a prefix: the query heads of one KV head are folded into the length axis
+/// (<c>[kvHeads, group*n, d]</c>), so K/V are read once and never expanded, with a mask that
+/// lets row (g, i) see positions up to <c>prefix + i</c>; a single token needs no mask;</item>
+/// <item>a caller's mask (the one-pass block formulation): K/V expanded, mask as given.</item>
+/// </list>
+/// </remarks>
+internal sealed class AttentionPlan : IDisposable
+{
+    private readonly LlamaShape _shape;
+    private readonly Tensor? _mask;
+    private readonly bool _foldGroups;
+    private readonly bool _causal;
+    private readonly bool _ownsMask;
+
+    private AttentionPlan(LlamaShape shape, Tensor? mask, bool foldGroups, bool causal, bool ownsMask = true)
+    {
+        _shape = shape;
+        _mask = mask;
+        _foldGroups = foldGroups;
+        _causal = causal;
+        _ownsMask = ownsMask;
+    }
+
+    public static AttentionPlan Create(LlamaShape shape, int prefix, int count, Tensor? callerMask, Device device)
+    {
+        if (callerMask is not null)
+        {
+            if (callerMask.dtype != ScalarType.Bool || callerMask.ndim != 2 || callerMask.shape[0] != count || callerMask.shape[1] != prefix + count)
+            {
+                throw new ArgumentException($"the attention mask must be bool [{count}, {prefix + count}]; got {callerMask.dtype} [{string.Join(", ", callerMask.shape)}]");
+            }
+
+            bool sameDevice = callerMask.device_type == device.type && callerMask.device_index == device.index;
+            return new AttentionPlan(shape, sameDevice ? callerMask : callerMask.to(device), foldGroups: false, causal: false, ownsMask: !sameDevice);
+        }
+
+        if (prefix == 0)
+        {
+            return new AttentionPlan(shape, null, foldGroups: false, causal: count > 1);
+        }
+
+        if (count == 1)
+        {
+            return new AttentionPlan(shape, null, foldGroups: true, causal: false);
+        }
+
+        using var scope = NewDisposeScope();
+        var columns = arange(prefix + count, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var rowLimits = arange(count, dtype: ScalarType.Int64, device: device).repeat(shape.Group).add_(prefix).unsqueeze(1);
+        var mask = columns.le(rowLimits).DetachFromDisposeScope();
+        return new AttentionPlan(shape, mask, foldGroups: true, causal: false);
+    }
+
+    /// <summary>q <c>[heads, n, d]</c>, keys/values <c>[kvHeads, S, d]</c>; returns <c>[heads, n, d]</c>.</summary>
+    public Tensor Attend(Tensor q, Tensor keys, Tensor values)
+    {
+        int group = _shape.Group;
+        long n = q.shape[1], d = q.shape[2];
+        if (_foldGroups)
+        {
+            var folded = q.reshape(_shape.KvHeads, group * n, d);
+            return Sdpa(folded, keys, values, _mask, causal: false).view(_shape.Heads, n, d);
+        }
+
+        if (group > 1)
+        {
+            keys = Expand(keys, group);
+            values = Expand(values, group);
+        }
+
+        return Sdpa(q, keys, values, _mask, _causal);
+    }
+
+    /// <summary>
+    /// SDPA on 3-D tensors, run as a batch of one: libtorch's fused CPU kernels take only 4-D
+    /// inputs, and the 3-D fallback was measured 40x slower (20.7 s against 0.5 s at 9K tokens).
+    /// </summary>
+    private static Tensor Sdpa(Tensor q, Tensor keys, Tensor values, Tensor? mask, bool causal)
+    {
+        using var output = F.scaled_dot_product_attention(q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), mask, is_casual: causal);
+        return output.squeeze(0);
+    }
+
+    /// <summary>Repeats each KV head for the query heads it serves (transformers' <c>repeat_kv</c>).</summary>
+    private static Tensor Expand(Tensor kv, int group)
+    {
+        long kvHeads = kv.shape[0], length = kv.shape[1], d = kv.shape[2];
+        return kv.unsqueeze(1).expand(kvHeads, group, length, d).reshape(kvHeads * group, length, d);
+    }
+
+    public void Dispose()
+    {
+        if (_ownsMask)
+        {
+            _mask?.Dispose();
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using BlockAttention.Attention;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace BlockAttention.Llama;
+
+/// <summary>
+/// One Llama decoder layer: pre-norm attention with RoPE and grouped KV heads, then a pre-norm
+/// SiLU-gated MLP, each added to the residual stream. The q/k/v and gate/up projections are fused
+/// into one matrix each at load time: two matrix products instead of five.
+/// </summary>
+internal sealed class LlamaDecoderLayer : IDisposable
+{
+    private readonly LlamaShape _shape;
+
+    public LlamaDecoderLayer(LlamaShape shape, Tensor inputNorm, Tensor qkv, Tensor output, Tensor postAttentionNorm, Tensor gateUp, Tensor down)
+    {
+        _shape = shape;
+        InputNorm = inputNorm;
+        Qkv = qkv;
+        Output = output;
+        PostAttentionNorm = postAttentionNorm;
+        GateUp = gateUp;
+        Down = down;
+    }
+
+    public Tensor InputNorm { get; }
+
+    /// <summary><c>[(heads + 2 kvHeads) headDim, hidden]</c>: q_proj, k_proj and v_proj stacked.</summary>
+    public Tensor Qkv { get; }
+
+    public Tensor Output { get; }
+
+    public Tensor PostAttentionNorm { get; }
+
+    /// <summary><c>[2 intermediate, hidden]</c>: gate_proj and up_proj stacked.</summary>
+    public Tensor GateUp { get; }
+
+    public Tensor Down { get; }
+
+    /// <summary>Runs the layer on <paramref name="x"/> <c>[n, hidden]</c> and returns the new residual stream.</summary>
+    public Tensor Forward(Tensor x, int layerIndex, KvCache cache, Tensor cos, Tensor sin, AttentionPlan plan)
+    {
+        using var scope = NewDisposeScope();
+        var attention = Attention(RmsNorm.Apply(x, InputNorm, _shape.RmsNormEps), layerIndex, cache, cos, sin, plan);
+        var h = x.add(attention);
+        var mlp = Mlp(RmsNorm.Apply(h, PostAttentionNorm, _shape.RmsNormEps));
+        return h.add_(mlp).MoveToOuterDisposeScope();
+    }
+
+    private Tensor Attention(Tensor x, int layerIndex, KvCache cache, Tensor cos, Tensor sin, AttentionPlan plan)
+    {
+        long n = x.shape[0];
+        int heads = _shape.Heads, kvHeads = _shape.KvHeads, headDim = _shape.HeadDim;
+        var qkv = F.linear(x, Qkv);
+        var q = qkv.narrow(1, 0, heads * headDim).view(n, heads, headDim).transpose(0, 1);
+        var k = qkv.narrow(1, heads * headDim, kvHeads * headDim).view(n, kvHeads, headDim).transpose(0, 1);
+        var v = qkv.narrow(1, (heads + kvHeads) * headDim, kvHeads * headDim).view(n, kvHeads, headDim).transpose(0, 1);
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        var (keys, values) = cache.Append(layerIndex, k, v);
+        var attended = plan.Attend(q, keys, values); // [heads, n, headDim]
+        return F.linear(attended.transpose(0, 1).reshape(n, heads * headDim), Output);
+    }
+
+    private Tensor Mlp(Tensor x)
+    {
+        long intermediate = Down.shape[1];
+        var gateUp = F.linear(x, GateUp);
+        var gated = F.silu(gateUp.narrow(1, 0, intermediate)).mul_(gateUp.narrow(1, intermediate, intermediate));
+        return F.linear(gated, Down);
+    }
+
+    public void Dispose()
+    {
+        InputNorm.Dispose();
+        Qkv.Dispose();
+        Output.Dispose();
+        PostAttentionNorm.Dispose();
+        GateUp.Dispose();
+        Down.Dispose();
+    }
+}

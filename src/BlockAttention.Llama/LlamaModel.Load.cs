@@ -1,0 +1,154 @@
+using System.IO.Hashing;
+using System.Text;
+using BlockAttention.Attention;
+using BlockAttention.Llama.Checkpoints;
+using BlockAttention.Llama.Tokenization;
+using BlockAttention.Models;
+using BlockAttention.Text;
+using static TorchSharp.torch;
+
+namespace BlockAttention.Llama;
+
+public sealed partial class LlamaModel
+{
+    /// <summary>
+    /// Loads a Hugging Face checkpoint folder: <c>config.json</c>, <c>model.safetensors</c> (or
+    /// sharded with <c>model.safetensors.index.json</c>) and <c>tokenizer.json</c>.
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="FileNotFoundException">A required file is missing.</exception>
+    /// <exception cref="CheckpointFormatException">A file is malformed, a tensor is missing or has the wrong shape, or the config asks for something unsupported.</exception>
+    public static LlamaModel Load(string directory, LlamaLoadOptions? options = null)
+    {
+        options ??= new LlamaLoadOptions();
+        var dtype = ValidateDType(options.DType);
+        var device = ParseDevice(options.Device);
+        using var checkpoint = CheckpointFolder.Open(directory);
+        var config = checkpoint.Config;
+        string configPath = Path.Combine(checkpoint.DirectoryPath, CheckpointFolder.ConfigFileName);
+        if (config.AttentionBias || config.MlpBias)
+        {
+            // Llama checkpoints have no biases; the forward pass does not implement them, so refuse rather than ignore them.
+            throw new CheckpointFormatException(
+                $"{configPath}: {(config.AttentionBias ? "attention_bias" : "mlp_bias")} is true, but Llama projections with biases are not supported",
+                configPath, config.AttentionBias ? "attention_bias" : "mlp_bias");
+        }
+
+        // A checkpoint without tokenizer.json still runs prompts given as token ids.
+        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath) : null;
+
+        var fingerprint = new XxHash128();
+        fingerprint.Append(File.ReadAllBytes(configPath));
+        var reader = new CheckpointTensorReader(checkpoint, dtype, device, fingerprint);
+        return Build(config, reader, tokenizer, dtype, device, fingerprint);
+    }
+
+    internal static LlamaModel Build(LlamaConfig config, ILlamaWeightSource weights, ITextTokenizer? tokenizer, ScalarType dtype, Device device, XxHash128 fingerprint)
+    {
+        var shape = ShapeOf(config);
+        var layers = new List<LlamaDecoderLayer>(shape.Layers);
+        var owned = new List<IDisposable>();
+        try
+        {
+            using var inference = inference_mode();
+            var embedding = Track(weights.Read("model.embed_tokens.weight", [shape.Vocab, shape.Hidden]), owned);
+            for (int i = 0; i < shape.Layers; i++)
+            {
+                layers.Add(LoadLayer(weights, shape, $"model.layers.{i}."));
+            }
+
+            var finalNorm = Track(weights.Read("model.norm.weight", [shape.Hidden]), owned);
+            Tensor? lmHead = config.TieWordEmbeddings ? null : Track(weights.Read("lm_head.weight", [shape.Vocab, shape.Hidden]), owned);
+            var rotary = CreateRotary(config);
+            string id = Convert.ToHexStringLower(fingerprint.GetCurrentHash());
+            var info = new ModelInfo("llama", shape.Layers, shape.KvHeads, shape.HeadDim, shape.Vocab, config.MaxPositionEmbeddings,
+                dtype, device, config.EosTokenIds, $"llama-{id}-{dtype}-{device.type}".ToLowerInvariant());
+            return new LlamaModel(shape, embedding, [.. layers], finalNorm, lmHead, rotary, tokenizer, info);
+        }
+        catch
+        {
+            foreach (var layer in layers)
+            {
+                layer.Dispose();
+            }
+
+            foreach (var item in owned)
+            {
+                item.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    private static LlamaDecoderLayer LoadLayer(ILlamaWeightSource weights, LlamaShape shape, string prefix)
+    {
+        long q = shape.Heads * shape.HeadDim, kv = shape.KvHeads * shape.HeadDim;
+        using var scope = NewDisposeScope();
+        var inputNorm = weights.Read(prefix + "input_layernorm.weight", [shape.Hidden]);
+        var qkv = cat([
+            weights.Read(prefix + "self_attn.q_proj.weight", [q, shape.Hidden]),
+            weights.Read(prefix + "self_attn.k_proj.weight", [kv, shape.Hidden]),
+            weights.Read(prefix + "self_attn.v_proj.weight", [kv, shape.Hidden])], 0);
+        var output = weights.Read(prefix + "self_attn.o_proj.weight", [shape.Hidden, q]);
+        var postNorm = weights.Read(prefix + "post_attention_layernorm.weight", [shape.Hidden]);
+        var gateUp = cat([
+            weights.Read(prefix + "mlp.gate_proj.weight", [shape.Intermediate, shape.Hidden]),
+            weights.Read(prefix + "mlp.up_proj.weight", [shape.Intermediate, shape.Hidden])], 0);
+        var down = weights.Read(prefix + "mlp.down_proj.weight", [shape.Hidden, shape.Intermediate]);
+        return new LlamaDecoderLayer(shape,
+            inputNorm.DetachFromDisposeScope(), qkv.DetachFromDisposeScope(), output.DetachFromDisposeScope(),
+            postNorm.DetachFromDisposeScope(), gateUp.DetachFromDisposeScope(), down.DetachFromDisposeScope());
+    }
+
+    internal static LlamaShape ShapeOf(LlamaConfig config)
+    {
+        if (config.NumAttentionHeads % config.NumKeyValueHeads != 0)
+        {
+            throw new ArgumentException($"num_attention_heads {config.NumAttentionHeads} is not a multiple of num_key_value_heads {config.NumKeyValueHeads}");
+        }
+
+        return new LlamaShape(config.HiddenSize, config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim,
+            config.IntermediateSize, config.NumHiddenLayers, config.VocabSize, config.RmsNormEps);
+    }
+
+    internal static RotaryEmbedding CreateRotary(LlamaConfig config)
+    {
+        var rope = config.Rope;
+        return rope.Type switch
+        {
+            RopeType.Default => RotaryEmbedding.Default(rope.Theta, config.HeadDim),
+            RopeType.Llama3 => RotaryEmbedding.Llama3(rope.Theta, config.HeadDim, rope.Factor!.Value, rope.LowFreqFactor!.Value,
+                rope.HighFreqFactor!.Value, rope.OriginalMaxPositionEmbeddings!.Value),
+            _ => throw new NotSupportedException($"rope_type {rope.Type} is not supported"),
+        };
+    }
+
+    internal static Device ParseDevice(string device)
+    {
+        try
+        {
+            var parsed = new Device(device);
+            if (parsed.type == TorchSharp.DeviceType.CUDA && !TorchSharp.torch.cuda.is_available())
+            {
+                throw new ArgumentException($"device '{device}' was asked for, but CUDA is not available in this process");
+            }
+
+            return parsed;
+        }
+        catch (Exception e) when (e is not ArgumentException)
+        {
+            throw new ArgumentException($"'{device}' is not a device; use cpu, cuda or cuda:N", e);
+        }
+    }
+
+    private static ScalarType ValidateDType(ScalarType dtype) => dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16
+        ? dtype
+        : throw new ArgumentException($"dtype {dtype} is not supported; use Float32, BFloat16 or Float16");
+
+    private static Tensor Track(Tensor tensor, List<IDisposable> owned)
+    {
+        owned.Add(tensor);
+        return tensor;
+    }
+}

@@ -1,0 +1,150 @@
+using BlockAttention.Attention;
+using BlockAttention.Models;
+using BlockAttention.Text;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace BlockAttention.Llama;
+
+/// <summary>
+/// A Llama-family causal language model (Llama 2, Llama 3.x, Tulu 3, SmolLM2) running on
+/// TorchSharp: embedding, decoder layers, final norm and LM head. Immutable once loaded, so one
+/// instance serves concurrent requests, each with its own <see cref="KvCache"/>.
+/// </summary>
+public sealed partial class LlamaModel : ICausalLanguageModel
+{
+    private readonly LlamaShape _shape;
+    private readonly Tensor _embedding;
+    private readonly LlamaDecoderLayer[] _layers;
+    private readonly Tensor _finalNorm;
+    private readonly Tensor _lmHead;
+    private readonly bool _tiedLmHead;
+    private bool _disposed;
+
+    private LlamaModel(LlamaShape shape, Tensor embedding, LlamaDecoderLayer[] layers, Tensor finalNorm, Tensor? lmHead,
+        RotaryEmbedding rotary, ITextTokenizer? tokenizer, ModelInfo info)
+    {
+        _shape = shape;
+        _embedding = embedding;
+        _layers = layers;
+        _finalNorm = finalNorm;
+        _tiedLmHead = lmHead is null;
+        _lmHead = lmHead ?? embedding;
+        Rotary = rotary;
+        Tokenizer = tokenizer;
+        Info = info;
+    }
+
+    /// <inheritdoc />
+    public ModelInfo Info { get; }
+
+    /// <inheritdoc />
+    public RotaryEmbedding Rotary { get; }
+
+    /// <inheritdoc />
+    public ITextTokenizer? Tokenizer { get; }
+
+    /// <inheritdoc />
+    public KvCache CreateCache(int capacity) =>
+        new(_shape.Layers, _shape.KvHeads, _shape.HeadDim, capacity, Info.DType, Info.Device);
+
+    /// <inheritdoc />
+    public Tensor? Forward(ReadOnlySpan<int> tokens, KvCache cache, int logitsToKeep = 1, Tensor? attentionMask = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(cache);
+        int count = tokens.Length;
+        if (count == 0)
+        {
+            throw new ArgumentException("at least one token is needed", nameof(tokens));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(logitsToKeep);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(logitsToKeep, count);
+        if (cache.Layers != _shape.Layers || cache.DType != Info.DType)
+        {
+            throw new ArgumentException($"the cache ({cache.Layers} layers, {cache.DType}) was not made for this model ({_shape.Layers} layers, {Info.DType})", nameof(cache));
+        }
+
+        int start = cache.Length;
+        if (start + count > Info.MaxPositions)
+        {
+            throw new ArgumentException($"positions up to {start + count} exceed the model's maximum of {Info.MaxPositions}", nameof(tokens));
+        }
+
+        if (start + count > cache.Capacity)
+        {
+            throw new ArgumentException($"the cache holds {cache.Capacity} positions; {start} are used and {count} more were given", nameof(cache));
+        }
+
+        ValidateTokenIds(tokens);
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        var ids = TokenTensor(tokens);
+        var x = _embedding.index_select(0, ids);
+        var (cos, sin) = Rotary.CosSin(start, count, Info.Device);
+        using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.Device);
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            var next = _layers[i].Forward(x, i, cache, cos, sin, plan);
+            x.Dispose(); // keep one layer's residual alive at a time, not all of them
+            x = next;
+        }
+
+        cache.Advance(count);
+        if (logitsToKeep == 0)
+        {
+            return null;
+        }
+
+        var last = x.narrow(0, count - logitsToKeep, logitsToKeep);
+        var logits = F.linear(RmsNorm.Apply(last, _finalNorm, _shape.RmsNormEps), _lmHead);
+        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Releases the weights.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        foreach (var layer in _layers)
+        {
+            layer.Dispose();
+        }
+
+        _embedding.Dispose();
+        _finalNorm.Dispose();
+        if (!_tiedLmHead)
+        {
+            _lmHead.Dispose();
+        }
+
+        Rotary.Dispose();
+    }
+
+    private Tensor TokenTensor(ReadOnlySpan<int> tokens)
+    {
+        var ids = new long[tokens.Length];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            ids[i] = tokens[i];
+        }
+
+        return tensor(ids, ScalarType.Int64, Info.Device);
+    }
+
+    private void ValidateTokenIds(ReadOnlySpan<int> tokens)
+    {
+        for (int i = 0; i < tokens.Length; i++)
+        {
+            if ((uint)tokens[i] >= (uint)_shape.Vocab)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {tokens[i]} at index {i} is outside the vocabulary (0..{_shape.Vocab - 1})");
+            }
+        }
+    }
+}
