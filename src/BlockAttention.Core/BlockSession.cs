@@ -1,0 +1,273 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using BlockAttention.Attention;
+using BlockAttention.Caching;
+using BlockAttention.Generation;
+using BlockAttention.Models;
+using BlockAttention.Prompts;
+using BlockAttention.Text;
+using static TorchSharp.torch;
+
+namespace BlockAttention;
+
+/// <summary>
+/// Runs prompts made of blocks on one model, reusing the encoded states of local blocks across
+/// requests through an <see cref="IKvBlockStore"/>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Block mode, per request: tokenize each block on its own; look each local block up in the store
+/// (by model fingerprint and exact token ids) and encode only the misses, alone, from position 0;
+/// rotate each block's keys to its offset in the prompt and write keys and values into one
+/// preallocated KV cache; run the final block on top; decode.
+/// </para>
+/// <para>
+/// Concurrency: one session and one model serve any number of concurrent requests, and each
+/// request gets the same result as it would alone. Tokenization, store lookups and bookkeeping run
+/// in parallel; every use of the model (encoding a block, assembly and the final block, each decode
+/// step) is serialised by a gate, so requests interleave step by step and the device is never
+/// oversubscribed. Two requests missing the same block at the same time may both encode it; the
+/// store keeps one.
+/// </para>
+/// </remarks>
+public sealed class BlockSession
+{
+    private readonly ICausalLanguageModel _model;
+    private readonly IKvBlockStore? _store;
+    private readonly SemaphoreSlim _modelGate = new(1, 1);
+
+    /// <summary>A session over <paramref name="model"/>, reusing blocks through <paramref name="store"/> (none: every block is encoded every time).</summary>
+    public BlockSession(ICausalLanguageModel model, IKvBlockStore? store = null)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+        _store = store;
+    }
+
+    /// <summary>The model this session runs.</summary>
+    public ICausalLanguageModel Model => _model;
+
+    /// <summary>Generates a completion of <paramref name="prompt"/>.</summary>
+    /// <exception cref="ArgumentException">The prompt or options are invalid: empty final block, longer than the model's positions, bad option values.</exception>
+    public async Task<GenerationResult> GenerateAsync(BlockPrompt prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        GenerationResult? result = null;
+        await foreach (var chunk in StreamAsync(prompt, options, cancellationToken).ConfigureAwait(false))
+        {
+            result = chunk.Result ?? result;
+        }
+
+        return result ?? throw new InvalidOperationException("generation ended without a result");
+    }
+
+    /// <summary>
+    /// Generates a completion of <paramref name="prompt"/> piece by piece. Text is emitted only when
+    /// final: never half a UTF-8 character, never the start of a possible stop string. The last
+    /// chunk carries the <see cref="GenerationResult"/>.
+    /// </summary>
+    public async IAsyncEnumerable<GenerationChunk> StreamAsync(BlockPrompt prompt, GenerationOptions? options = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        options ??= new GenerationOptions();
+        options.Validate();
+        var clock = Stopwatch.StartNew();
+        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+        int capacity = Math.Min(request.TotalLength + options.MaxNewTokens - 1, _model.Info.MaxPositions);
+        var stopTokens = new HashSet<int>(options.StopTokenIds ?? _model.Info.EndOfSequenceTokenIds);
+        var sampler = new TokenSampler(options);
+
+        using var cache = _model.CreateCache(Math.Max(capacity, request.TotalLength));
+        var prefill = await PrefillAsync(request, options, cache, sampler, cancellationToken).ConfigureAwait(false);
+        var timeToFirstToken = clock.Elapsed;
+
+        // Without a tokenizer (a token-ids-only checkpoint) the result has token ids and no text.
+        var decoder = _model.Tokenizer is { } tokenizer ? new StreamingTextDecoder(tokenizer) : null;
+        var stops = new StopStringMatcher(options.StopStrings);
+        var tokens = new List<int>();
+        string text = "";
+        int emitted = 0;
+        FinishReason? finish = null;
+        int next = prefill.FirstToken;
+        while (true)
+        {
+            if (stopTokens.Contains(next))
+            {
+                finish = FinishReason.EndOfSequence;
+                break;
+            }
+
+            tokens.Add(next);
+            text += decoder?.Append(next);
+            int stopAt = stops.FindStop(text);
+            if (stopAt >= 0)
+            {
+                text = text[..stopAt];
+                finish = FinishReason.StopString;
+                break;
+            }
+
+            int safe = stops.SafeLength(text);
+            if (safe > emitted)
+            {
+                yield return new GenerationChunk(text[emitted..safe], next);
+                emitted = safe;
+            }
+            else
+            {
+                yield return new GenerationChunk("", next);
+            }
+
+            if (tokens.Count >= options.MaxNewTokens || cache.Length >= cache.Capacity)
+            {
+                finish = FinishReason.Length;
+                break;
+            }
+
+            next = await DecodeStepAsync(next, cache, sampler, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (finish != FinishReason.StopString)
+        {
+            text += decoder?.Flush();
+            int stopAt = stops.FindStop(text);
+            if (stopAt >= 0)
+            {
+                text = text[..stopAt];
+                finish = FinishReason.StopString;
+            }
+        }
+
+        var result = new GenerationResult
+        {
+            Text = text,
+            TokenIds = tokens,
+            FinishReason = finish!.Value,
+            Mode = options.Mode,
+            TimeToFirstToken = timeToFirstToken,
+            TotalTime = clock.Elapsed,
+            PromptTokens = request.TotalLength,
+            ComputedPromptTokens = prefill.ComputedTokens,
+            LocalBlocks = request.LocalBlocks.Count,
+            ReusedBlocks = prefill.ReusedBlocks,
+            EncodedBlocks = prefill.EncodedBlocks,
+        };
+        yield return new GenerationChunk(emitted < text.Length ? text[emitted..] : "", null, result);
+    }
+
+    private async Task<PrefillOutcome> PrefillAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken)
+    {
+        if (options.Mode == AttentionMode.Block)
+        {
+            return await PrefillBlocksAsync(request, options, cache, sampler, cancellationToken).ConfigureAwait(false);
+        }
+
+        await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            int[] all = request.AllTokens();
+            using var mask = options.Mode == AttentionMode.BlockOnePass ? BlockMask.Create(request.BlockLengths(), _model.Info.Device) : null;
+            using var logits = _model.Forward(all, cache, 1, mask)!;
+            int localBlocks = request.LocalBlocks.Count;
+            return new PrefillOutcome(sampler.Next(logits[0]), all.Length, 0, localBlocks);
+        }
+        finally
+        {
+            _modelGate.Release();
+        }
+    }
+
+    private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken)
+    {
+        var blocks = new List<KvBlock>(request.LocalBlocks.Count);
+        int reused = 0, encoded = 0, computed = request.FinalBlock.Length;
+        try
+        {
+            foreach (int[] tokens in request.LocalBlocks)
+            {
+                if (tokens.Length == 0)
+                {
+                    continue; // nothing to encode, nothing to attend to
+                }
+
+                var key = BlockKey.For(_model.Info.Fingerprint, tokens);
+                var block = _store is null ? null : await _store.TryGetAsync(key, tokens, cancellationToken).ConfigureAwait(false);
+                if (block is not null)
+                {
+                    reused++;
+                }
+                else
+                {
+                    block = await EncodeAsync(key, tokens, cancellationToken).ConfigureAwait(false);
+                    encoded++;
+                    computed += tokens.Length;
+                    if (_store is not null && options.StoreEncodedBlocks)
+                    {
+                        await _store.SetAsync(block, CancellationToken.None).ConfigureAwait(false);
+                    }
+                }
+
+                blocks.Add(block);
+            }
+
+            await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                BlockAssembler.Assemble(blocks, _model.Rotary, cache);
+                using var logits = _model.Forward(request.FinalBlock, cache, 1)!;
+                return new PrefillOutcome(sampler.Next(logits[0]), computed, reused, encoded);
+            }
+            finally
+            {
+                _modelGate.Release();
+            }
+        }
+        finally
+        {
+            foreach (var block in blocks)
+            {
+                block.Release();
+            }
+        }
+    }
+
+    private async Task<KvBlock> EncodeAsync(BlockKey key, int[] tokens, CancellationToken cancellationToken)
+    {
+        await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var scratch = _model.CreateCache(tokens.Length);
+            try
+            {
+                _model.Forward(tokens, scratch, logitsToKeep: 0);
+            }
+            catch
+            {
+                scratch.Dispose();
+                throw;
+            }
+
+            var (keys, values) = scratch.TakeBuffers();
+            return new KvBlock(key, tokens, keys, values);
+        }
+        finally
+        {
+            _modelGate.Release();
+        }
+    }
+
+    private async Task<int> DecodeStepAsync(int token, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken)
+    {
+        await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var logits = _model.Forward([token], cache, 1)!;
+            return sampler.Next(logits[0]);
+        }
+        finally
+        {
+            _modelGate.Release();
+        }
+    }
+
+    private readonly record struct PrefillOutcome(int FirstToken, int ComputedTokens, int ReusedBlocks, int EncodedBlocks);
+}
