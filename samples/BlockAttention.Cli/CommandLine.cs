@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace BlockAttention.Cli;
 
 /// <summary>
@@ -68,7 +70,39 @@ internal sealed class CommandLine
         return int.TryParse(text, out int value) ? value : throw new UsageException($"--{name} expects a whole number, got '{text}'");
     }
 
-    public bool Flag(string name) => _options.ContainsKey(name);
+    public double OptionalDouble(string name, double fallback)
+    {
+        string? text = Optional(name);
+        if (text is null)
+        {
+            return fallback;
+        }
+
+        // Invariant culture: "0.7" must mean the same on every machine.
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && double.IsFinite(value)
+            ? value
+            : throw new UsageException($"--{name} expects a number, got '{text}'");
+    }
+
+    /// <summary>The value of <c>--name</c>, which must be one of <paramref name="choices"/>; <paramref name="fallback"/> when absent.</summary>
+    public string Choice(string name, string fallback, params string[] choices)
+    {
+        string value = Optional(name) ?? fallback;
+        return Array.IndexOf(choices, value) >= 0
+            ? value
+            : throw new UsageException($"--{name} must be one of {string.Join(", ", choices)}; got '{value}'");
+    }
+
+    public bool Flag(string name)
+    {
+        if (!_options.TryGetValue(name, out string? value))
+        {
+            return false;
+        }
+
+        // "--json out.txt" would otherwise swallow a stray argument without a word.
+        return value is null ? true : throw new UsageException($"--{name} is a switch and takes no value, got '{value}'");
+    }
 
     /// <summary>Fails on options no command asked about, so a typo is never silently ignored.</summary>
     public void RejectUnknown(params string[] known)

@@ -1,0 +1,74 @@
+using BlockAttention.Cli.Commands;
+using BlockAttention.Runtime;
+
+namespace BlockAttention.Cli;
+
+/// <summary>
+/// The whole CLI as one call, so that tests run commands in-process: arguments in, text out,
+/// exit code back. <c>Program</c> only passes the console.
+/// </summary>
+internal static class CliApp
+{
+    public const string Usage = """
+        blockattn: Block-Attention for Llama checkpoints
+
+          blockattn verify   --model DIR --golden DIR [--device cpu|cuda] [--dtype float32|bfloat16]
+                             [--mode full|block|both] [--session]
+          blockattn tokenize --tokenizer FILE (--text S | --golden FILE)
+
+        'blockattn COMMAND --help' describes a command.
+        Exit code 0: success (and every check within tolerance); 1: a check failed; 2: bad usage or input;
+        3: an unexpected error (a bug; the message has the details).
+        """;
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        try
+        {
+            // Before any TorchSharp call: the CLI may touch torch (e.g. CUDA checks) before a BlockAttention type.
+            TorchSharpNativeLibrary.EnsureRegistered();
+            var commandLine = CommandLine.Parse(args);
+            if (commandLine.Command is "help" or "--help" or "-h")
+            {
+                stdout.WriteLine(Usage);
+                return ExitCodes.Success;
+            }
+
+            string? help = commandLine.Command switch
+            {
+                "verify" => VerifyCommand.Help,
+                "tokenize" => "blockattn tokenize --tokenizer FILE (--text S | --golden FILE)",
+                _ => throw new UsageException($"unknown command '{commandLine.Command}'"),
+            };
+            if (commandLine.Flag("help"))
+            {
+                stdout.WriteLine(help);
+                return ExitCodes.Success;
+            }
+
+            return commandLine.Command switch
+            {
+                "verify" => VerifyCommand.Run(commandLine, stdout),
+                // TokenizeCommand writes to the console itself (it predates CliApp).
+                _ => TokenizeCommand.Run(commandLine),
+            };
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"blockattn: {e.Message}");
+            stderr.WriteLine(Usage);
+            return ExitCodes.BadInput;
+        }
+        catch (InputException e)
+        {
+            stderr.WriteLine($"blockattn: {e.Message}");
+            return ExitCodes.BadInput;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"blockattn: unexpected error: {e}");
+            return ExitCodes.UnexpectedError;
+        }
+    }
+}
