@@ -14,6 +14,9 @@ internal static class CliApp
 
           blockattn verify   --model DIR --golden DIR [--device cpu|cuda] [--dtype float32|bfloat16]
                              [--mode full|block|both] [--session]
+          blockattn generate --model DIR --blocks FILE.json [--mode block|full|onepass] [--max-new-tokens N]
+                             [--temperature T --top-k K --top-p P --seed S] [--device cpu|cuda]
+                             [--dtype float32|bfloat16] [--json] [--repeat N]
           blockattn tokenize --tokenizer FILE (--text S | --golden FILE)
 
         'blockattn COMMAND --help' describes a command.
@@ -38,6 +41,7 @@ internal static class CliApp
             string? help = commandLine.Command switch
             {
                 "verify" => VerifyCommand.Help,
+                "generate" => GenerateCommand.Help,
                 "tokenize" => "blockattn tokenize --tokenizer FILE (--text S | --golden FILE)",
                 _ => throw new UsageException($"unknown command '{commandLine.Command}'"),
             };
@@ -50,6 +54,8 @@ internal static class CliApp
             return commandLine.Command switch
             {
                 "verify" => VerifyCommand.Run(commandLine, stdout),
+                // Off the caller's thread: no synchronization context to block on while it awaits.
+                "generate" => Task.Run(() => GenerateCommand.RunAsync(commandLine, stdout)).GetAwaiter().GetResult(),
                 // TokenizeCommand writes to the console itself (it predates CliApp).
                 _ => TokenizeCommand.Run(commandLine),
             };
