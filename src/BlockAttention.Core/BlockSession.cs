@@ -77,7 +77,7 @@ public sealed class BlockSession
         var sampler = new TokenSampler(options);
 
         using var cache = _model.CreateCache(Math.Max(capacity, request.TotalLength));
-        var prefill = await PrefillAsync(request, options, cache, sampler, cancellationToken).ConfigureAwait(false);
+        var prefill = await PrefillAsync(request, options, cache, sampler.Next, cancellationToken).ConfigureAwait(false);
         var timeToFirstToken = clock.Elapsed;
 
         // Without a tokenizer (a token-ids-only checkpoint) the result has token ids and no text.
@@ -154,11 +154,30 @@ public sealed class BlockSession
         yield return new GenerationChunk(emitted < text.Length ? text[emitted..] : "", null, result);
     }
 
-    private async Task<PrefillOutcome> PrefillAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken)
+    /// <summary>
+    /// The logits (float32, on the CPU) from which the first token would be chosen: the same
+    /// prefill as a request, store and all. For tests that compare modes and runs numerically.
+    /// </summary>
+    internal async Task<float[]> FirstTokenLogitsAsync(BlockPrompt prompt, GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+        using var cache = _model.CreateCache(request.TotalLength);
+        float[]? logits = null;
+        await PrefillAsync(request, options, cache, row =>
+        {
+            using var cpu = row.to(ScalarType.Float32, CPU);
+            logits = cpu.data<float>().ToArray();
+            return 0;
+        }, cancellationToken).ConfigureAwait(false);
+        return logits!;
+    }
+
+    private async Task<PrefillOutcome> PrefillAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick, CancellationToken cancellationToken)
     {
         if (options.Mode == AttentionMode.Block)
         {
-            return await PrefillBlocksAsync(request, options, cache, sampler, cancellationToken).ConfigureAwait(false);
+            return await PrefillBlocksAsync(request, options, cache, pick, cancellationToken).ConfigureAwait(false);
         }
 
         await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -168,7 +187,8 @@ public sealed class BlockSession
             using var mask = options.Mode == AttentionMode.BlockOnePass ? BlockMask.Create(request.BlockLengths(), _model.Info.Device) : null;
             using var logits = _model.Forward(all, cache, 1, mask)!;
             int localBlocks = request.LocalBlocks.Count;
-            return new PrefillOutcome(sampler.Next(logits[0]), all.Length, 0, localBlocks);
+            using var last = logits[0];
+            return new PrefillOutcome(pick(last), all.Length, 0, localBlocks);
         }
         finally
         {
@@ -176,7 +196,7 @@ public sealed class BlockSession
         }
     }
 
-    private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken)
+    private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick, CancellationToken cancellationToken)
     {
         var blocks = new List<KvBlock>(request.LocalBlocks.Count);
         int reused = 0, encoded = 0, computed = request.FinalBlock.Length;
@@ -214,7 +234,8 @@ public sealed class BlockSession
             {
                 BlockAssembler.Assemble(blocks, _model.Rotary, cache);
                 using var logits = _model.Forward(request.FinalBlock, cache, 1)!;
-                return new PrefillOutcome(sampler.Next(logits[0]), computed, reused, encoded);
+                using var last = logits[0];
+                return new PrefillOutcome(pick(last), computed, reused, encoded);
             }
             finally
             {
@@ -261,7 +282,8 @@ public sealed class BlockSession
         try
         {
             using var logits = _model.Forward([token], cache, 1)!;
-            return sampler.Next(logits[0]);
+            using var last = logits[0];
+            return sampler.Next(last);
         }
         finally
         {

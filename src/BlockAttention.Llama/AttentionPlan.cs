@@ -65,15 +65,17 @@ internal sealed class AttentionPlan : IDisposable
         return new AttentionPlan(shape, mask, foldGroups: true, causal: false);
     }
 
-    /// <summary>q <c>[heads, n, d]</c>, keys/values <c>[kvHeads, S, d]</c>; returns <c>[heads, n, d]</c>.</summary>
-    public Tensor Attend(Tensor q, Tensor keys, Tensor values)
+    /// <summary>Queries <c>[n, heads, d]</c>, cached keys/values <c>[kvHeads, S, d]</c>; returns <c>[n, heads * d]</c>.</summary>
+    public Tensor Attend(Tensor queries, Tensor keys, Tensor values)
     {
-        int group = _shape.Group;
-        long n = q.shape[1], d = q.shape[2];
+        int group = _shape.Group, kvHeads = _shape.KvHeads;
+        long n = queries.shape[0], d = queries.shape[2];
         if (_foldGroups)
         {
-            var folded = q.reshape(_shape.KvHeads, group * n, d);
-            return Sdpa(folded, keys, values, _mask, causal: false).view(_shape.Heads, n, d);
+            // [n, kv*g, d] -> [1, kv, g*n, d]: the g query heads of a KV head become g*n rows.
+            var folded = queries.view(n, kvHeads, group, d).permute(1, 2, 0, 3).reshape(1, kvHeads, group * n, d);
+            using var output = F.scaled_dot_product_attention(folded, keys.unsqueeze(0), values.unsqueeze(0), _mask);
+            return output.view(kvHeads, group, n, d).permute(2, 0, 1, 3).reshape(n, _shape.Heads * d);
         }
 
         if (group > 1)
@@ -82,17 +84,11 @@ internal sealed class AttentionPlan : IDisposable
             values = Expand(values, group);
         }
 
-        return Sdpa(q, keys, values, _mask, _causal);
-    }
-
-    /// <summary>
-    /// SDPA on 3-D tensors, run as a batch of one: libtorch's fused CPU kernels take only 4-D
-    /// inputs, and the 3-D fallback was measured 40x slower (20.7 s against 0.5 s at 9K tokens).
-    /// </summary>
-    private static Tensor Sdpa(Tensor q, Tensor keys, Tensor values, Tensor? mask, bool causal)
-    {
-        using var output = F.scaled_dot_product_attention(q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), mask, is_casual: causal);
-        return output.squeeze(0);
+        // Batch of one: libtorch's fused CPU kernels take only 4-D inputs, and the 3-D fallback
+        // was measured 40x slower (20.7 s against 0.5 s at 9K tokens).
+        using var result = F.scaled_dot_product_attention(
+            queries.transpose(0, 1).unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), _mask, is_casual: _causal);
+        return result.squeeze(0).transpose(0, 1).reshape(n, _shape.Heads * d);
     }
 
     /// <summary>Repeats each KV head for the query heads it serves (transformers' <c>repeat_kv</c>).</summary>

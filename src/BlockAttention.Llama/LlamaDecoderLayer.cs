@@ -39,28 +39,27 @@ internal sealed class LlamaDecoderLayer : IDisposable
     public Tensor Down { get; }
 
     /// <summary>Runs the layer on <paramref name="x"/> <c>[n, hidden]</c> and returns the new residual stream.</summary>
-    public Tensor Forward(Tensor x, int layerIndex, KvCache cache, Tensor cos, Tensor sin, AttentionPlan plan)
+    public Tensor Forward(Tensor x, int layerIndex, KvCache cache, RotaryAngles angles, AttentionPlan plan)
     {
         using var scope = NewDisposeScope();
-        var attention = Attention(RmsNorm.Apply(x, InputNorm, _shape.RmsNormEps), layerIndex, cache, cos, sin, plan);
+        var attention = Attention(RmsNorm.Apply(x, InputNorm, _shape.RmsNormEps), layerIndex, cache, angles, plan);
         var h = x.add(attention);
         var mlp = Mlp(RmsNorm.Apply(h, PostAttentionNorm, _shape.RmsNormEps));
         return h.add_(mlp).MoveToOuterDisposeScope();
     }
 
-    private Tensor Attention(Tensor x, int layerIndex, KvCache cache, Tensor cos, Tensor sin, AttentionPlan plan)
+    private Tensor Attention(Tensor x, int layerIndex, KvCache cache, RotaryAngles angles, AttentionPlan plan)
     {
         long n = x.shape[0];
-        int heads = _shape.Heads, kvHeads = _shape.KvHeads, headDim = _shape.HeadDim;
-        var qkv = F.linear(x, Qkv);
-        var q = qkv.narrow(1, 0, heads * headDim).view(n, heads, headDim).transpose(0, 1);
-        var k = qkv.narrow(1, heads * headDim, kvHeads * headDim).view(n, kvHeads, headDim).transpose(0, 1);
-        var v = qkv.narrow(1, (heads + kvHeads) * headDim, kvHeads * headDim).view(n, kvHeads, headDim).transpose(0, 1);
-        q = RotaryEmbedding.Apply(q, cos, sin);
-        k = RotaryEmbedding.Apply(k, cos, sin);
+        int heads = _shape.Heads, kvHeads = _shape.KvHeads;
+        var qkv = F.linear(x, Qkv).view(n, heads + 2 * kvHeads, _shape.HeadDim);
+        // Queries and keys take the same rotation: rotate them together, one set of kernels.
+        var queriesAndKeys = angles.Apply(qkv.narrow(1, 0, heads + kvHeads));
+        var k = queriesAndKeys.narrow(1, heads, kvHeads).transpose(0, 1);
+        var v = qkv.narrow(1, heads + kvHeads, kvHeads).transpose(0, 1);
         var (keys, values) = cache.Append(layerIndex, k, v);
-        var attended = plan.Attend(q, keys, values); // [heads, n, headDim]
-        return F.linear(attended.transpose(0, 1).reshape(n, heads * headDim), Output);
+        var attended = plan.Attend(queriesAndKeys.narrow(1, 0, heads), keys, values); // [n, heads * headDim]
+        return F.linear(attended, Output);
     }
 
     private Tensor Mlp(Tensor x)

@@ -82,11 +82,11 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         using var scope = NewDisposeScope();
         var ids = TokenTensor(tokens);
         var x = _embedding.index_select(0, ids);
-        var (cos, sin) = Rotary.CosSin(start, count, Info.Device);
+        using var angles = Rotary.Angles(start, count, Info.Device);
         using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.Device);
         for (int i = 0; i < _layers.Length; i++)
         {
-            var next = _layers[i].Forward(x, i, cache, cos, sin, plan);
+            var next = _layers[i].Forward(x, i, cache, angles, plan);
             x.Dispose(); // keep one layer's residual alive at a time, not all of them
             x = next;
         }

@@ -15,6 +15,8 @@ public sealed class KvCache : IDisposable
 {
     private readonly Tensor _keys;
     private readonly Tensor _values;
+    private readonly Tensor[] _layerKeys;
+    private readonly Tensor[] _layerValues;
     private bool _disposed;
 
     /// <summary>Allocates an empty cache (uninitialised memory; only positions below <see cref="Length"/> are meaningful).</summary>
@@ -26,6 +28,9 @@ public sealed class KvCache : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         _keys = empty([layers, kvHeads, capacity, headDim], dtype, device);
         _values = empty([layers, kvHeads, capacity, headDim], dtype, device);
+        // Per-layer views made once: each step then costs two narrows and two copies per layer.
+        _layerKeys = [.. Enumerable.Range(0, layers).Select(i => _keys[i])];
+        _layerValues = [.. Enumerable.Range(0, layers).Select(i => _values[i])];
         Layers = layers;
         Capacity = capacity;
     }
@@ -64,14 +69,14 @@ public sealed class KvCache : IDisposable
     {
         long count = keys.shape[1];
         EnsureRoom(count);
-        using (var keySlot = _keys[layer].narrow(1, Length, count))
-        using (var valueSlot = _values[layer].narrow(1, Length, count))
+        using (var keySlot = _layerKeys[layer].narrow(1, Length, count))
+        using (var valueSlot = _layerValues[layer].narrow(1, Length, count))
         {
             keySlot.copy_(keys);
             valueSlot.copy_(values);
         }
 
-        return (_keys[layer].narrow(1, 0, Length + count), _values[layer].narrow(1, 0, Length + count));
+        return (_layerKeys[layer].narrow(1, 0, Length + count), _layerValues[layer].narrow(1, 0, Length + count));
     }
 
     /// <summary>Marks <paramref name="count"/> more positions as valid.</summary>
@@ -112,6 +117,7 @@ public sealed class KvCache : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _disposed = true;
+        DisposeLayerViews();
         return (_keys, _values);
     }
 
@@ -124,8 +130,17 @@ public sealed class KvCache : IDisposable
         }
 
         _disposed = true;
+        DisposeLayerViews();
         _keys.Dispose();
         _values.Dispose();
+    }
+
+    private void DisposeLayerViews()
+    {
+        foreach (var view in _layerKeys.Concat(_layerValues))
+        {
+            view.Dispose();
+        }
     }
 
     private void EnsureRoom(long count)

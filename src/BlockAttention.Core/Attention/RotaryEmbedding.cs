@@ -79,49 +79,29 @@ public sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>
-    /// cos and sin tables, float32 <c>[count, headDim]</c>, for positions <c>start .. start+count-1</c>.
-    /// Slices of a cached table: the caller must not modify them, and disposing them is allowed.
+    /// The rotation for positions <c>start .. start+count-1</c>: float32 cos and signed sin,
+    /// <c>[count, 1, headDim]</c>, ready to broadcast over the heads of <c>[count, heads, headDim]</c>.
+    /// Slices of a cached table: do not modify them; disposing them is allowed.
     /// </summary>
-    public (Tensor Cos, Tensor Sin) CosSin(long start, long count, Device device)
+    public RotaryAngles Angles(long start, long count, Device device)
     {
-        var (cos, sin) = Table(start + count, device);
-        return (cos.narrow(0, start, count), sin.narrow(0, start, count));
-    }
-
-    /// <summary>
-    /// Applies the rotation of the given cos/sin (<c>[positions, headDim]</c>, broadcast over the
-    /// leading dimensions of <paramref name="x"/> <c>[..., positions, headDim]</c>), computing in
-    /// float32 and returning <paramref name="x"/>'s dtype.
-    /// </summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
-    {
-        using var scope = NewDisposeScope();
-        var x32 = x.to(ScalarType.Float32);
-        long half = x.shape[^1] / 2;
-        var rotated = cat([x32.narrow(-1, half, half).neg(), x32.narrow(-1, 0, half)], -1);
-        var result = x32.mul(cos).add_(rotated.mul_(sin));
-        return result.to(x.dtype).MoveToOuterDisposeScope();
+        var (cos, signedSin) = Table(start + count, device);
+        using var cosRows = cos.narrow(0, start, count);
+        using var sinRows = signedSin.narrow(0, start, count);
+        return new RotaryAngles(cosRows.unsqueeze(1), sinRows.unsqueeze(1));
     }
 
     /// <summary>
     /// Rotates keys by <paramref name="offset"/> positions: the same angle for every position, so
-    /// keys cached for positions <c>0..n-1</c> become the keys for <c>offset..offset+n-1</c>.
+    /// keys cached for positions <c>0..n-1</c> (<c>[..., n, headDim]</c>) become the keys for
+    /// <c>offset..offset+n-1</c>. Computed in float32, returned in the keys' dtype.
     /// </summary>
     public Tensor RotateBy(Tensor keys, long offset)
     {
         using var scope = NewDisposeScope();
-        var (cos, sin) = OffsetCosSin(offset, keys.device);
-        return Apply(keys, cos, sin).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>cos/sin float32 <c>[1, headDim]</c> of one position's angle (positions beyond the table are computed directly).</summary>
-    public (Tensor Cos, Tensor Sin) OffsetCosSin(long offset, Device device)
-    {
-        using var scope = NewDisposeScope();
         var angles = AnglesFor(tensor(new float[] { offset }, ScalarType.Float32));
-        var cos = angles.cos().to(device);
-        var sin = angles.sin().to(device);
-        return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
+        var rotation = new RotaryAngles(angles.cos().to(keys.device), SignedSin(angles).to(keys.device));
+        return rotation.Apply(keys).MoveToOuterDisposeScope();
     }
 
     private (Tensor Cos, Tensor Sin) Table(long length, Device device)
@@ -140,7 +120,7 @@ public sealed class RotaryEmbedding : IDisposable
             var positions = arange(size, dtype: ScalarType.Float32);
             var angles = AnglesFor(positions);
             var cos = angles.cos().to(device).DetachFromDisposeScope();
-            var sin = angles.sin().to(device).DetachFromDisposeScope();
+            var sin = SignedSin(angles).to(device).DetachFromDisposeScope();
             // A request in flight may hold slices of the old table: views keep their storage alive
             // in libtorch, so releasing our handles here is safe.
             if (_tables.TryGetValue(key, out var old))
@@ -152,6 +132,18 @@ public sealed class RotaryEmbedding : IDisposable
             _tables[key] = (cos, sin);
             return (cos, sin);
         }
+    }
+
+    /// <summary>
+    /// sin with the sign of <c>rotate_half</c> folded in: <c>[-sin, +sin]</c> over the two halves,
+    /// so that <c>rotate_half(x) * sin == swap_halves(x) * signedSin</c> exactly (a negation is exact).
+    /// </summary>
+    private static Tensor SignedSin(Tensor angles)
+    {
+        using var scope = NewDisposeScope();
+        var sin = angles.sin();
+        long half = sin.shape[^1] / 2;
+        return cat([sin.narrow(-1, 0, half).neg(), sin.narrow(-1, half, half)], -1).MoveToOuterDisposeScope();
     }
 
     /// <summary>float32 angles <c>[positions, headDim]</c>: each position times each frequency, the halves repeated.</summary>

@@ -16,8 +16,10 @@ public interface IKvBlockStore
 
     /// <summary>
     /// Offers a block to the store. The store acquires its own reference if it keeps the block;
-    /// the caller's reference is unaffected. Returns false when the block was not kept (for
-    /// example, larger than the store's limit).
+    /// the caller's reference is unaffected. Returns true when the store now holds the block's
+    /// states (this block, or an equal one it already had), false when it kept nothing (for
+    /// example, the block is larger than the store's limit); either way the caller goes on using
+    /// its own reference.
     /// </summary>
     ValueTask<bool> SetAsync(KvBlock block, CancellationToken cancellationToken = default);
 
