@@ -51,7 +51,7 @@ internal static class GenerateCommand
         }
 
         var (store, storeName) = BlockStores.Create();
-        try
+        using (store)
         {
             var session = new BlockSession(model, store);
             for (int run = 1; run <= repeat; run++)
@@ -61,10 +61,6 @@ internal static class GenerateCommand
                 stdout.WriteLine(json ? report.ToJson() : report.Summary());
                 stdout.Flush();
             }
-        }
-        finally
-        {
-            (store as IDisposable)?.Dispose();
         }
 
         return ExitCodes.Success;

@@ -5,8 +5,13 @@ namespace BlockAttention.Cli.Generation;
 /// <summary>The block store <c>generate</c> runs with, so that repeated runs of a prompt reuse its encoded passages.</summary>
 internal static class BlockStores
 {
-    /// <summary>The store and its name for reports; a null store encodes every block on every run.</summary>
-    // TODO(store): return a MemoryKvBlockStore (being added in src/BlockAttention.Core/Caching) once it
-    // is on this branch, named "memory"; until then runs share nothing and every block is encoded.
-    public static (IKvBlockStore? Store, string Name) Create() => (null, "none");
+    /// <summary>
+    /// Room for the passages of one CLI session with some to spare: a 500-token block of an 8B
+    /// Llama in bfloat16 is about 64 MiB, so this holds about 30 of them before evicting.
+    /// </summary>
+    public const long MaxBytes = 2L << 30;
+
+    /// <summary>The store and its name for reports. The caller disposes the store.</summary>
+    public static (MemoryKvBlockStore Store, string Name) Create() =>
+        (new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = MaxBytes }), "memory");
 }
