@@ -35,7 +35,7 @@ internal sealed class AttentionPlan : IDisposable
         _ownsMask = ownsMask;
     }
 
-    public static AttentionPlan Create(LlamaShape shape, int prefix, int count, Tensor? callerMask, Device device)
+    public static AttentionPlan Create(LlamaShape shape, int prefix, int count, Tensor? callerMask, ScalarType dtype, Device device)
     {
         if (callerMask is not null)
         {
@@ -58,10 +58,13 @@ internal sealed class AttentionPlan : IDisposable
             return new AttentionPlan(shape, null, foldGroups: true, causal: false);
         }
 
+        // An additive mask (0 or -inf, in the model's dtype): on the CPU, SDPA with a bool mask
+        // was measured 1.7x slower than with an additive one (53 against 32 ms a layer at 2K).
         using var scope = NewDisposeScope();
         var columns = arange(prefix + count, dtype: ScalarType.Int64, device: device).unsqueeze(0);
         var rowLimits = arange(count, dtype: ScalarType.Int64, device: device).repeat(shape.Group).add_(prefix).unsqueeze(1);
-        var mask = columns.le(rowLimits).DetachFromDisposeScope();
+        var mask = zeros([shape.Group * count, prefix + count], dtype, device)
+            .masked_fill_(columns.gt(rowLimits), float.NegativeInfinity).DetachFromDisposeScope();
         return new AttentionPlan(shape, mask, foldGroups: true, causal: false);
     }
 

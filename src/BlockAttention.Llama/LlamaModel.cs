@@ -83,7 +83,7 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         var ids = TokenTensor(tokens);
         var x = _embedding.index_select(0, ids);
         using var angles = Rotary.Angles(start, count, Info.Device);
-        using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.Device);
+        using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device);
         for (int i = 0; i < _layers.Length; i++)
         {
             var next = _layers[i].Forward(x, i, cache, angles, plan);

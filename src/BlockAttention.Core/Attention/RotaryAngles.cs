@@ -23,12 +23,19 @@ public sealed class RotaryAngles(Tensor cos, Tensor signedSin) : IDisposable
     public Tensor Apply(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var x32 = x.to(ScalarType.Float32);
-        long half = x32.shape[^1] / 2;
-        int last = (int)x32.ndim - 1;
-        var swapped = x32.unflatten(last, [2, half]).flip(last).flatten(last);
-        var rotated = x32.mul(Cos).addcmul_(swapped, SignedSin, 1);
+        // x * cos promotes a bf16/f16 x to float32, so no separate widening pass is needed.
+        var rotated = x.mul(Cos).addcmul_(SwapHalves(x), SignedSin, 1);
         return rotated.to(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary><c>[x1, x2] -> [x2, x1]</c> over the last dimension (a copy).</summary>
+    public static Tensor SwapHalves(Tensor x)
+    {
+        int last = (int)x.ndim - 1;
+        long half = x.shape[last] / 2;
+        using var pairs = x.unflatten(last, [2, half]);
+        using var flipped = pairs.flip(last);
+        return flipped.flatten(last);
     }
 
     /// <summary>Releases the cos/sin views.</summary>

@@ -92,6 +92,17 @@ public sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>
+    /// The rotation by a different angle for each element of <paramref name="positions"/>
+    /// (int64 on <paramref name="device"/>): float32 cos and signed sin, <c>[positions, headDim]</c>,
+    /// gathered from the cached table with no host-to-device copy of angles.
+    /// </summary>
+    public RotaryAngles AnglesAt(Tensor positions, long maxPosition, Device device)
+    {
+        var (cos, signedSin) = Table(maxPosition + 1, device);
+        return new RotaryAngles(cos.index_select(0, positions), signedSin.index_select(0, positions));
+    }
+
+    /// <summary>
     /// Rotates keys by <paramref name="offset"/> positions: the same angle for every position, so
     /// keys cached for positions <c>0..n-1</c> (<c>[..., n, headDim]</c>) become the keys for
     /// <c>offset..offset+n-1</c>. Computed in float32, returned in the keys' dtype.
