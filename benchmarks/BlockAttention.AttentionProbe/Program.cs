@@ -98,6 +98,20 @@ foreach (int length in lengths)
             var ve = v.repeat_interleave(Group, 1);
             F.scaled_dot_product_attention(qExpanded, ke, ve, maskExpanded);
         })),
+        ("baddbmm + softmax(bf16) + bmm", Time(() =>
+        {
+            using var s = NewDisposeScope();
+            var q3 = q.view(KvHeads, Group * Final, HeadDim);
+            var scores = q3.baddbmm(k.view(KvHeads, length, HeadDim).transpose(1, 2), additive, 1, (float)scale); // TorchSharp 0.107 binds baddbmm as (batch1).baddbmm(batch2, input)
+            scores.softmax(-1).bmm(v.view(KvHeads, length, HeadDim));
+        })),
+        ("baddbmm + softmax(f32) + bmm", Time(() =>
+        {
+            using var s = NewDisposeScope();
+            var q3 = q.view(KvHeads, Group * Final, HeadDim);
+            var scores = q3.baddbmm(k.view(KvHeads, length, HeadDim).transpose(1, 2), additive, 1, (float)scale); // TorchSharp 0.107 binds baddbmm as (batch1).baddbmm(batch2, input)
+            scores.softmax(-1, ScalarType.Float32).to(dtype).bmm(v.view(KvHeads, length, HeadDim));
+        })),
         ("matmuls, float32 softmax", Time(() =>
         {
             using var s = NewDisposeScope();
@@ -168,6 +182,52 @@ foreach (int length in lengths)
         }
     }
 
+    void PerBlockHalves()
+    {
+        const int Half = HeadDim / 2;
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            using var s = NewDisposeScope();
+            int offset = b * Passage;
+            var cos = cosTable.narrow(0, offset, 1).narrow(1, 0, Half);
+            var sin = sinTable.narrow(0, offset, 1).narrow(1, Half, Half);
+            var x = blocks[b];
+            var x1 = x.narrow(3, 0, Half);
+            var x2 = x.narrow(3, Half, Half);
+            var slot = cacheK.narrow(2, offset, Passage);
+            slot.narrow(3, 0, Half).copy_(x1.mul(cos).addcmul_(x2, sin, -1));
+            slot.narrow(3, Half, Half).copy_(x2.mul(cos).addcmul_(x1, sin, 1));
+            cacheV.narrow(2, offset, Passage).copy_(x);
+        }
+    }
+
+    void PerBlockCatSwap()
+    {
+        const int Half = HeadDim / 2;
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            using var s = NewDisposeScope();
+            int offset = b * Passage;
+            var cos = cosTable.narrow(0, offset, 1);
+            var sin = sinTable.narrow(0, offset, 1);
+            var x = blocks[b];
+            var swapped = cat([x.narrow(3, Half, Half), x.narrow(3, 0, Half)], 3);
+            cacheK.narrow(2, offset, Passage).copy_(x.mul(cos).addcmul_(swapped, sin, 1));
+            cacheV.narrow(2, offset, Passage).copy_(x);
+        }
+    }
+
+    void CopyOnly()
+    {
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            using var s = NewDisposeScope();
+            cacheK.narrow(2, b * Passage, Passage).copy_(blocks[b]);
+            cacheV.narrow(2, b * Passage, Passage).copy_(blocks[b]);
+        }
+    }
+
+    Console.WriteLine($"re-encode L={length,6} {blockCount} blocks: halves {Time(PerBlockHalves, 5):F2} ms; cat swap {Time(PerBlockCatSwap, 5):F2} ms; copies only {Time(CopyOnly, 5):F2} ms");
     Console.WriteLine($"re-encode L={length,6} {blockCount} blocks: per block float32 {Time(PerBlockFloat32, 5),8:F2} ms (enqueue {Enqueue(PerBlockFloat32, 3):F2}); " +
         $"copy then rotate once {Time(CopyThenRotateOnce, 5):F2} ms; per block in {dtype} {Time(PerBlockLowPrecision, 5):F2} ms");
     blocks.ForEach(b => b.Dispose());

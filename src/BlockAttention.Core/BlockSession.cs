@@ -186,9 +186,8 @@ public sealed class BlockSession
             int[] all = request.AllTokens();
             using var mask = options.Mode == AttentionMode.BlockOnePass ? BlockMask.Create(request.BlockLengths(), _model.Info.Device) : null;
             using var logits = _model.Forward(all, cache, 1, mask)!;
-            int localBlocks = request.LocalBlocks.Count;
             using var last = logits[0];
-            return new PrefillOutcome(pick(last), all.Length, 0, localBlocks);
+            return new PrefillOutcome(pick(last), all.Length, ReusedBlocks: 0, EncodedBlocks: 0); // no block is encoded on its own
         }
         finally
         {

@@ -33,7 +33,7 @@ public sealed record GenerationResult
     /// <summary>Local blocks whose states came from the store.</summary>
     public required int ReusedBlocks { get; init; }
 
-    /// <summary>Local blocks encoded for this request.</summary>
+    /// <summary>Local blocks encoded on their own for this request (0 in Full and BlockOnePass modes, which run the prompt as one sequence).</summary>
     public required int EncodedBlocks { get; init; }
 
     /// <summary>Decode speed after the first token, tokens per second (0 with one token).</summary>
