@@ -90,12 +90,12 @@ public static class TorchSharpNativeLibrary
                 return s_patchedHandle;
             }
 
-            if (HostLibStdCxxHasRequiredVersion() || FindOriginal(assembly) is not { } original)
+            if (FindOriginal(assembly) is not { } original ||
+                PreparePatchedCopy(original, HostLibStdCxxHasRequiredVersion, CacheRoot()) is not { } patched)
             {
                 return IntPtr.Zero; // the failure has another cause; let TorchSharp report it
             }
 
-            string patched = WritePatchedCopy(original);
             LoadDependenciesBesideOriginal(original);
             s_patchedHandle = NativeLibrary.Load(patched);
             PatchedCopyPath = patched;
@@ -122,11 +122,24 @@ public static class TorchSharpNativeLibrary
         return folders.Select(folder => Path.Combine(folder, BridgeFileName)).FirstOrDefault(File.Exists);
     }
 
-    private static string WritePatchedCopy(string original)
+    /// <summary>
+    /// The whole patch decision and its one write, apart from the loader hook so that tests can
+    /// take both branches on any host: returns null, touching no file, when
+    /// <paramref name="hostHasRequiredVersion"/> says the host's libstdc++ has the version;
+    /// otherwise returns the path of the patched copy of <paramref name="original"/> under
+    /// <paramref name="cacheRoot"/>, writing it first if it is not there yet.
+    /// <paramref name="original"/> is only read.
+    /// </summary>
+    internal static string? PreparePatchedCopy(string original, Func<bool> hostHasRequiredVersion, string cacheRoot)
     {
+        if (hostHasRequiredVersion())
+        {
+            return null;
+        }
+
         byte[] bytes = File.ReadAllBytes(original);
         string hash = Convert.ToHexStringLower(SHA256.HashData(bytes))[..16];
-        string folder = Path.Combine(CacheRoot(), hash);
+        string folder = Path.Combine(cacheRoot, hash);
         string target = Path.Combine(folder, BridgeFileName);
         if (File.Exists(target))
         {

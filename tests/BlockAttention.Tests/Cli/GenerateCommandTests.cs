@@ -68,7 +68,7 @@ public class GenerateCommandTests
             "--max-new-tokens", "3", "--mode", "full", "--temperature", "0.7", "--seed", "1");
 
         run.ExitCode.Should().Be(0, run.ToString());
-        // Full mode runs every local block through the model, so the library counts them as encoded.
+        // Full mode runs the prompt as one sequence: no block is encoded on its own.
         run.Lines[^1].Should().MatchRegex(
             @"^run 1/1: TTFT [\d.]+ ms \| total [\d.]+ ms \| [\d.]+ tokens/s \| [1-3] tokens \| blocks reused 0/1, encoded 0 \| " +
             @"prompt tokens computed (\d+) of \1 \| finish (length|end_of_sequence|stop_string) \| mode full, store \w+, float32 on cpu$");

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Checks what a consumer of our packages gets, end to end, on this machine:
+#
+#   1. packs BlockAttention.Core and BlockAttention.Llama (Release build of this tree) into a
+#      temporary local feed, under a version unique to this run (0.1.0-ci.<time>.<pid>);
+#   2. creates a fresh `dotnet new console` app in a temporary folder, with a nuget.config of that
+#      feed plus nuget.org, adds BlockAttention.Llama and libtorch-cpu-linux-x64, sets
+#      RuntimeIdentifier linux-x64 and TreatWarningsAsErrors, and builds it (no warning allowed);
+#   3. runs eng/consumer/Program.cs: loads tests/fixtures/tiny-llama3 with LlamaModel.Load,
+#      compares a full-attention forward with the transformers logits, generates one block-attention
+#      token, then runs torch.ones(3).sum(); then runs it again calling TorchSharp before any
+#      BlockAttention type, with BLOCKATTENTION_NATIVE_CACHE pointing into the temporary folder;
+#   4. checks that the patched copy of TorchSharp's bridge (if this host needs one) lies outside the
+#      NuGet caches and the app folder, and that the NuGet cache's libLibTorchSharp.so and the app's
+#      copy of it are byte for byte what NuGet delivered.
+#
+# The NuGet global packages folder is only read: the consumer restores into its own packages folder
+# under the temporary folder, with the global one as a fallback folder (used in place, never written),
+# so the freshly packed packages land in the temporary folder and vanish with it. The unique version
+# keeps a stale BlockAttention package anywhere from being picked up instead of this build.
+#
+# Prints "verify-consumer: OK (<seconds> s)" last on success. Set BLOCKATTENTION_KEEP_CONSUMER=1 to
+# keep the temporary folder for inspection.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+fixture="$repo/tests/fixtures/tiny-llama3"
+started=$SECONDS
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+# No MSBuild worker nodes left running after the script: a caller waiting on our output would
+# otherwise wait for them too.
+export MSBUILDDISABLENODEREUSE=1
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/blockattention-consumer.XXXXXX")
+cleanup() {
+  if [ "${BLOCKATTENTION_KEEP_CONSUMER:-0}" = 1 ]; then
+    echo "verify-consumer: kept $work"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+fail() {
+  echo "verify-consumer: FAILED: $*" >&2
+  exit 1
+}
+
+# Runs a build step with its output in a log file, shown only on failure. (Not a pipe: a build
+# server started by the step could hold a pipe open long after the step ends.)
+step() {
+  local name=$1
+  shift
+  echo "verify-consumer: $name"
+  if ! "$@" >"$work/$name.log" 2>&1; then
+    cat "$work/$name.log" >&2
+    fail "$name"
+  fi
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+version="0.1.0-ci.$(date -u +%Y%m%d%H%M%S).$$"
+torchsharp_version=$(sed -nE 's/.*PackageVersion Include="TorchSharp" Version="([^"]+)".*/\1/p' "$repo/Directory.Packages.props")
+libtorch_version=$(sed -nE 's/.*PackageVersion Include="libtorch-cpu-linux-x64" Version="([^"]+)".*/\1/p' "$repo/Directory.Packages.props")
+[ -n "$torchsharp_version" ] && [ -n "$libtorch_version" ] || fail "could not read package versions from Directory.Packages.props"
+
+global=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages: //; s:/*$::')
+[ -d "$global" ] || fail "no NuGet global packages folder at '$global'"
+
+# 1. Pack. The build is incremental (a no-op after `dotnet build -c Release`); packing with
+# --no-build then labels those very binaries with this run's version instead of rebuilding them,
+# and keeps the per-run nuspec files out of the tree's obj folders.
+feed="$work/feed"
+step build dotnet build "$repo/src/BlockAttention.Llama/BlockAttention.Llama.csproj" -c Release
+for project in BlockAttention.Core BlockAttention.Llama; do
+  step "pack-$project" dotnet pack "$repo/src/$project/$project.csproj" -c Release --no-build \
+    -o "$feed" -p:Version="$version" -p:NuspecOutputPath="$work/nuspec/$project/"
+done
+
+# Only if the TorchSharp package is already in the global folder can we say it stays unmodified;
+# otherwise the consumer's restore downloads it into its own packages folder.
+cached_bridge="$global/torchsharp/$torchsharp_version/runtimes/linux-x64/native/libLibTorchSharp.so"
+cached_bridge_sha=
+if [ -f "$cached_bridge" ]; then
+  cached_bridge_sha=$(sha "$cached_bridge")
+fi
+
+# 2. A fresh console app.
+app="$work/ConsumerApp"
+step new dotnet new console -o "$app" -n ConsumerApp --no-restore
+cat >"$app/nuget.config" <<EOF
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <config>
+    <add key="globalPackagesFolder" value="$work/packages" />
+  </config>
+  <fallbackPackageFolders>
+    <clear />
+    <add key="global" value="$global" />
+  </fallbackPackageFolders>
+  <packageSources>
+    <clear />
+    <add key="local" value="$feed" />
+    <add key="nuget.org" value="https://api.nuget.org/v3/index.json" />
+  </packageSources>
+  <packageSourceMapping>
+    <packageSource key="local">
+      <package pattern="BlockAttention.*" />
+    </packageSource>
+    <packageSource key="nuget.org">
+      <package pattern="*" />
+    </packageSource>
+  </packageSourceMapping>
+</configuration>
+EOF
+step add-blockattention dotnet add "$app/ConsumerApp.csproj" package BlockAttention.Llama --version "$version" --no-restore
+step add-libtorch dotnet add "$app/ConsumerApp.csproj" package libtorch-cpu-linux-x64 --version "$libtorch_version" --no-restore
+sed -i 's:</TargetFramework>:&\n    <RuntimeIdentifier>linux-x64</RuntimeIdentifier>\n    <TreatWarningsAsErrors>true</TreatWarningsAsErrors>:' "$app/ConsumerApp.csproj"
+grep -q '<RuntimeIdentifier>linux-x64</RuntimeIdentifier>' "$app/ConsumerApp.csproj" || fail "could not set RuntimeIdentifier"
+cp "$repo/eng/consumer/Program.cs" "$app/Program.cs"
+step build-app dotnet build "$app/ConsumerApp.csproj" -c Release
+if grep -qiE '(^|[^0-9])[1-9][0-9]* Warning\(s\)|: warning ' "$work/build-app.log"; then
+  cat "$work/build-app.log" >&2
+  fail "the consumer build has warnings"
+fi
+grep -q "BlockAttention.Runtime.Generated" "$app/obj/Release/net10.0/linux-x64/BlockAttention.LoaderRegistration.g.cs" ||
+  fail "the package's build targets did not add the loader registration to the app"
+
+# 3. Run it. Our own executable starts no background process, so capturing its output is safe.
+bin="$app/bin/Release/net10.0/linux-x64"
+echo "verify-consumer: run"
+out=$(dotnet "$bin/ConsumerApp.dll" "$fixture" 2>&1) || { echo "$out" >&2; fail "the consumer app failed"; }
+echo "$out" | sed 's/^/  /'
+[ "$(echo "$out" | tail -n 1)" = consumer-ok ] || fail "the consumer app's checks failed"
+
+echo "verify-consumer: run, TorchSharp first"
+native_cache="$work/native-cache"
+out_first=$(BLOCKATTENTION_NATIVE_CACHE="$native_cache" dotnet "$bin/ConsumerApp.dll" "$fixture" --torch-first 2>&1) ||
+  { echo "$out_first" >&2; fail "the consumer app failed when calling TorchSharp first"; }
+echo "$out_first" | sed 's/^/  /'
+echo "$out_first" | grep -qx 'torch-first-sum=3' && [ "$(echo "$out_first" | tail -n 1)" = consumer-ok ] ||
+  fail "torch.ones(3).sum() was not 3 when called first"
+
+# 4. Where the patched copy went, and that nothing NuGet delivered changed.
+value() { echo "$1" | sed -n "s/^$2=//p"; }
+host_has=$(value "$out" 'host-has-GLIBCXX_3.4.32')
+patched=$(value "$out" patched-copy)
+patched_first=$(value "$out_first" patched-copy)
+if [ "$host_has" = True ]; then
+  [ "$patched" = none ] && [ "$patched_first" = none ] || fail "a patched copy was loaded on a host that has GLIBCXX_3.4.32"
+  echo "verify-consumer: host libstdc++ has GLIBCXX_3.4.32: nothing patched"
+else
+  [ -f "$patched" ] || fail "no patched copy at '$patched'"
+  for folder in "$global" "$work/packages" "$app"; do
+    case "$patched/" in "$folder"/*) fail "the patched copy '$patched' lies inside '$folder'" ;; esac
+  done
+  case "$patched_first" in "$native_cache"/*) ;; *) fail "BLOCKATTENTION_NATIVE_CACHE was not honoured: '$patched_first'" ;; esac
+  echo "verify-consumer: patched copy at $patched"
+fi
+
+app_bridge_sha=$(sha "$bin/libLibTorchSharp.so")
+if [ -n "$cached_bridge_sha" ]; then
+  [ "$(sha "$cached_bridge")" = "$cached_bridge_sha" ] || fail "the NuGet cache's libLibTorchSharp.so changed"
+  [ "$app_bridge_sha" = "$cached_bridge_sha" ] || fail "the app's libLibTorchSharp.so differs from the NuGet cache's"
+  echo "verify-consumer: NuGet cache and app copies of libLibTorchSharp.so unchanged ($cached_bridge_sha)"
+fi
+for package in blockattention.core blockattention.llama; do
+  [ ! -e "$global/$package/$version" ] || fail "$package $version was written to the global packages folder"
+done
+
+echo "verify-consumer: OK ($((SECONDS - started)) s)"
