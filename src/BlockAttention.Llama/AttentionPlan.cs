@@ -25,6 +25,7 @@ internal sealed class AttentionPlan : IDisposable
     private readonly bool _foldGroups;
     private readonly bool _causal;
     private readonly bool _ownsMask;
+    private bool _matmul;
 
     private AttentionPlan(LlamaShape shape, Tensor? mask, bool foldGroups, bool causal, bool ownsMask = true)
     {
@@ -35,7 +36,14 @@ internal sealed class AttentionPlan : IDisposable
         _ownsMask = ownsMask;
     }
 
-    public static AttentionPlan Create(LlamaShape shape, int prefix, int count, Tensor? callerMask, ScalarType dtype, Device device)
+    public static AttentionPlan Create(LlamaShape shape, int prefix, int count, Tensor? callerMask, ScalarType dtype, Device device, bool matmul)
+    {
+        var plan = CreateCore(shape, prefix, count, callerMask, dtype, device);
+        plan._matmul = matmul && plan._foldGroups;
+        return plan;
+    }
+
+    private static AttentionPlan CreateCore(LlamaShape shape, int prefix, int count, Tensor? callerMask, ScalarType dtype, Device device)
     {
         if (callerMask is not null)
         {
@@ -76,8 +84,8 @@ internal sealed class AttentionPlan : IDisposable
         if (_foldGroups)
         {
             // [n, kv*g, d] -> [1, kv, g*n, d]: the g query heads of a KV head become g*n rows.
-            var folded = queries.view(n, kvHeads, group, d).permute(1, 2, 0, 3).reshape(1, kvHeads, group * n, d);
-            using var output = F.scaled_dot_product_attention(folded, keys.unsqueeze(0), values.unsqueeze(0), _mask);
+            var folded = queries.view(n, kvHeads, group, d).permute(1, 2, 0, 3).reshape(kvHeads, group * n, d);
+            using var output = _matmul ? MatmulAttention(folded, keys, values, _mask) : SdpaAttention(folded, keys, values, _mask);
             return output.view(kvHeads, group, n, d).permute(2, 0, 1, 3).reshape(n, _shape.Heads * d);
         }
 
@@ -93,6 +101,35 @@ internal sealed class AttentionPlan : IDisposable
             queries.transpose(0, 1).unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), _mask, is_casual: _causal);
         return result.squeeze(0).transpose(0, 1).reshape(n, _shape.Heads * d);
     }
+
+    /// <summary>Folded queries <c>[kv, rows, d]</c> against keys/values <c>[kv, S, d]</c> with libtorch's SDPA (4-D: see below).</summary>
+    private static Tensor SdpaAttention(Tensor folded, Tensor keys, Tensor values, Tensor? mask)
+    {
+        using var output = F.scaled_dot_product_attention(folded.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), mask);
+        return output.squeeze(0);
+    }
+
+    /// <summary>
+    /// softmax(q kᵀ / √d + mask) v as three batched operations. The scores are in the model's
+    /// dtype (as transformers' eager attention has them); softmax accumulates in float32.
+    /// </summary>
+    private static Tensor MatmulAttention(Tensor folded, Tensor keys, Tensor values, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        float scale = 1f / MathF.Sqrt(folded.shape[2]);
+        // Without a mask (one new token) beta 0 ignores the input; a [1, 1, 1] zero broadcasts.
+        var bias = mask ?? zeros([1, 1, 1], folded.dtype, folded.device);
+        var scores = Baddbmm(bias, folded, keys.transpose(1, 2), beta: mask is null ? 0 : 1, alpha: scale);
+        return scores.softmax(-1).bmm(values).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <c>beta * input + alpha * (batch1 @ batch2)</c>. TorchSharp 0.107 binds
+    /// <c>Tensor.baddbmm</c> with its operands rotated (<c>batch1.baddbmm(batch2, input)</c>
+    /// computes this); a unit test pins the behaviour so an upstream fix is noticed.
+    /// </summary>
+    internal static Tensor Baddbmm(Tensor input, Tensor batch1, Tensor batch2, float beta, float alpha) =>
+        batch1.baddbmm(batch2, input, beta, alpha);
 
     /// <summary>Repeats each KV head for the query heads it serves (transformers' <c>repeat_kv</c>).</summary>
     private static Tensor Expand(Tensor kv, int group)

@@ -14,4 +14,7 @@ public sealed class LlamaLoadOptions
     /// CPU without native bf16, float32 is far faster.
     /// </summary>
     public ScalarType DType { get; init; } = ScalarType.Float32;
+
+    /// <summary>How attention over a cached prefix is computed (default: chosen by device).</summary>
+    public AttentionImplementation Attention { get; init; } = AttentionImplementation.Auto;
 }

@@ -40,10 +40,11 @@ public sealed partial class LlamaModel
         var fingerprint = new XxHash128();
         fingerprint.Append(File.ReadAllBytes(configPath));
         var reader = new CheckpointTensorReader(checkpoint, dtype, device, fingerprint);
-        return Build(config, reader, tokenizer, dtype, device, fingerprint);
+        return Build(config, reader, tokenizer, dtype, device, fingerprint, options.Attention);
     }
 
-    internal static LlamaModel Build(LlamaConfig config, ILlamaWeightSource weights, ITextTokenizer? tokenizer, ScalarType dtype, Device device, XxHash128 fingerprint)
+    internal static LlamaModel Build(LlamaConfig config, ILlamaWeightSource weights, ITextTokenizer? tokenizer, ScalarType dtype, Device device, XxHash128 fingerprint,
+        AttentionImplementation attention = AttentionImplementation.Auto)
     {
         var shape = ShapeOf(config);
         var layers = new List<LlamaDecoderLayer>(shape.Layers);
@@ -63,7 +64,7 @@ public sealed partial class LlamaModel
             string id = Convert.ToHexStringLower(fingerprint.GetCurrentHash());
             var info = new ModelInfo("llama", shape.Layers, shape.KvHeads, shape.HeadDim, shape.Vocab, config.MaxPositionEmbeddings,
                 dtype, device, config.EosTokenIds, $"llama-{id}-{dtype}-{device.type}".ToLowerInvariant());
-            return new LlamaModel(shape, embedding, [.. layers], finalNorm, lmHead, rotary, tokenizer, info);
+            return new LlamaModel(shape, embedding, [.. layers], finalNorm, lmHead, rotary, tokenizer, info, attention);
         }
         catch
         {

@@ -19,11 +19,14 @@ public sealed partial class LlamaModel : ICausalLanguageModel
     private readonly Tensor _finalNorm;
     private readonly Tensor _lmHead;
     private readonly bool _tiedLmHead;
+    private readonly bool _matmulAttention;
     private bool _disposed;
 
     private LlamaModel(LlamaShape shape, Tensor embedding, LlamaDecoderLayer[] layers, Tensor finalNorm, Tensor? lmHead,
-        RotaryEmbedding rotary, ITextTokenizer? tokenizer, ModelInfo info)
+        RotaryEmbedding rotary, ITextTokenizer? tokenizer, ModelInfo info, AttentionImplementation attention)
     {
+        _matmulAttention = attention == AttentionImplementation.Matmul
+            || (attention == AttentionImplementation.Auto && info.Device.type == TorchSharp.DeviceType.CUDA);
         _shape = shape;
         _embedding = embedding;
         _layers = layers;
@@ -83,7 +86,7 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         var ids = TokenTensor(tokens);
         var x = _embedding.index_select(0, ids);
         using var angles = Rotary.Angles(start, count, Info.Device);
-        using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device);
+        using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device, _matmulAttention);
         for (int i = 0; i < _layers.Length; i++)
         {
             var next = _layers[i].Forward(x, i, cache, angles, plan);
