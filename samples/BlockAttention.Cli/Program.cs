@@ -16,6 +16,7 @@ try
     return commandLine.Command switch
     {
         "tokenize" => TokenizeCommand.Run(commandLine),
+        "bench" => BenchCommand.Run(commandLine),
         "help" or "--help" or "-h" => Help(),
         _ => throw new UsageException($"unknown command '{commandLine.Command}'"),
     };
