@@ -18,6 +18,8 @@ internal static class CliApp
                              [--temperature T --top-k K --top-p P --seed S] [--device cpu|cuda]
                              [--dtype float32|bfloat16] [--json] [--repeat N]
           blockattn tokenize --tokenizer FILE (--text S | --golden FILE)
+          blockattn bench    [--preset smollm2-135m|llama-3.2-1b|llama-3.1-8b | --model DIR] [--device cpu|cuda]
+                             [--dtype float32|bfloat16] [--lengths 512,1024,...] [--repeats N] [--out DIR] [--soak N]
 
         'blockattn COMMAND --help' describes a command.
         Exit code 0: success (and every check within tolerance); 1: a check failed; 2: bad usage or input;
@@ -56,6 +58,8 @@ internal static class CliApp
                 "verify" => VerifyCommand.Run(commandLine, stdout),
                 // Off the caller's thread: no synchronization context to block on while it awaits.
                 "generate" => Task.Run(() => GenerateCommand.RunAsync(commandLine, stdout)).GetAwaiter().GetResult(),
+                // BenchCommand writes to the console itself: its table is for people, its JSON for files.
+                "bench" => BenchCommand.Run(commandLine),
                 // TokenizeCommand writes to the console itself (it predates CliApp).
                 _ => TokenizeCommand.Run(commandLine),
             };
