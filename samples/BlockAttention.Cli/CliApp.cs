@@ -45,6 +45,7 @@ internal static class CliApp
                 "verify" => VerifyCommand.Help,
                 "generate" => GenerateCommand.Help,
                 "tokenize" => "blockattn tokenize --tokenizer FILE (--text S | --golden FILE)",
+                "bench" => BenchCommand.Usage,
                 _ => throw new UsageException($"unknown command '{commandLine.Command}'"),
             };
             if (commandLine.Flag("help"))
