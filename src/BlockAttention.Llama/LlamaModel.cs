@@ -137,7 +137,18 @@ public sealed partial class LlamaModel : ICausalLanguageModel
             ids[i] = tokens[i];
         }
 
-        return tensor(ids, ScalarType.Int64, Info.Device);
+        if (Info.Device.type != TorchSharp.DeviceType.CUDA)
+        {
+            return tensor(ids, ScalarType.Int64, Info.Device);
+        }
+
+        // A copy from pageable memory waits for all queued GPU work; from pinned memory with
+        // non_blocking it does not, so the host can enqueue this forward while the GPU is still
+        // busy (with the block assembly, say). libtorch's pinned allocator keeps the buffer
+        // until the copy has run, so disposing our handles at once is safe.
+        using var host = tensor(ids, ScalarType.Int64);
+        using var pinned = host.pin_memory();
+        return pinned.to(Info.Device, non_blocking: true);
     }
 
     private void ValidateTokenIds(ReadOnlySpan<int> tokens)
