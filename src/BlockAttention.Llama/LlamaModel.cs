@@ -85,7 +85,9 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         using var scope = NewDisposeScope();
         var ids = TokenTensor(tokens);
         var x = _embedding.index_select(0, ids);
-        using var angles = Rotary.Angles(start, count, Info.Device);
+        // The forward pass rotates in the model's dtype from float32 angles, as transformers does
+        // (in bf16 a float32 rotation of 32K tokens' queries and keys cost ~20 ms more per prefill).
+        using var angles = Rotary.Angles(start, count, Info.Device, Info.DType);
         using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device, _matmulAttention);
         for (int i = 0; i < _layers.Length; i++)
         {

@@ -16,16 +16,17 @@ public sealed class RotaryAngles(Tensor cos, Tensor signedSin) : IDisposable
 
     /// <summary>
     /// <c>x * cos + rotate_half(x) * sin</c> (transformers' <c>apply_rotary_pos_emb</c>) with
-    /// the half-split layout, computed in float32 and returned in <paramref name="x"/>'s dtype.
-    /// Written as a swap of the halves and one fused multiply-add to keep the kernel count low:
-    /// this runs twice per layer on every forward step.
+    /// the half-split layout, returned in <paramref name="x"/>'s dtype. With float32 angles the
+    /// arithmetic is float32 (a bf16 <paramref name="x"/> is promoted by the first product and
+    /// rounded once at the end); with angles in x's dtype it runs in that dtype, as the
+    /// reference's forward pass does. Written as a swap of the halves and one fused
+    /// multiply-add to keep the kernel count low: this runs on every layer of every step.
     /// </summary>
     public Tensor Apply(Tensor x)
     {
         using var scope = NewDisposeScope();
-        // x * cos promotes a bf16/f16 x to float32, so no separate widening pass is needed.
         var rotated = x.mul(Cos).addcmul_(SwapHalves(x), SignedSin, 1);
-        return rotated.to(x.dtype).MoveToOuterDisposeScope();
+        return (rotated.dtype == x.dtype ? rotated : rotated.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
     /// <summary><c>[x1, x2] -> [x2, x1]</c> over the last dimension (a copy).</summary>

@@ -79,13 +79,17 @@ public sealed class RotaryEmbedding : IDisposable
     }
 
     /// <summary>
-    /// The rotation for positions <c>start .. start+count-1</c>: float32 cos and signed sin,
+    /// The rotation for positions <c>start .. start+count-1</c>: cos and signed sin,
     /// <c>[count, 1, headDim]</c>, ready to broadcast over the heads of <c>[count, heads, headDim]</c>.
-    /// Slices of a cached table: do not modify them; disposing them is allowed.
+    /// Computed in float32 and, for another <paramref name="dtype"/>, rounded to it, exactly as
+    /// transformers prepares the rotation of a forward pass's queries and keys (the rotation of a
+    /// bf16 model's forward then runs in bf16, like the reference's). Re-encoding cached keys
+    /// uses float32 angles instead (see <see cref="AnglesAt"/>). Slices of a cached table: do
+    /// not modify them; disposing them is allowed.
     /// </summary>
-    public RotaryAngles Angles(long start, long count, Device device)
+    public RotaryAngles Angles(long start, long count, Device device, ScalarType dtype = ScalarType.Float32)
     {
-        var (cos, signedSin) = Table(start + count, device);
+        var (cos, signedSin) = Table(start + count, device, dtype);
         using var cosRows = cos.narrow(0, start, count);
         using var sinRows = signedSin.narrow(0, start, count);
         return new RotaryAngles(cosRows.unsqueeze(1), sinRows.unsqueeze(1));
@@ -98,7 +102,7 @@ public sealed class RotaryEmbedding : IDisposable
     /// </summary>
     public RotaryAngles AnglesAt(Tensor positions, long maxPosition, Device device)
     {
-        var (cos, signedSin) = Table(maxPosition + 1, device);
+        var (cos, signedSin) = Table(maxPosition + 1, device, ScalarType.Float32);
         return new RotaryAngles(cos.index_select(0, positions), signedSin.index_select(0, positions));
     }
 
@@ -115,9 +119,9 @@ public sealed class RotaryEmbedding : IDisposable
         return rotation.Apply(keys).MoveToOuterDisposeScope();
     }
 
-    private (Tensor Cos, Tensor Sin) Table(long length, Device device)
+    private (Tensor Cos, Tensor Sin) Table(long length, Device device, ScalarType dtype)
     {
-        string key = device.ToString();
+        string key = $"{device}/{dtype}";
         lock (_tableLock)
         {
             if (_tables.TryGetValue(key, out var table) && table.Cos.shape[0] >= length)
@@ -130,8 +134,8 @@ public sealed class RotaryEmbedding : IDisposable
             using var scope = NewDisposeScope();
             var positions = arange(size, dtype: ScalarType.Float32);
             var angles = AnglesFor(positions);
-            var cos = angles.cos().to(device).DetachFromDisposeScope();
-            var sin = SignedSin(angles).to(device).DetachFromDisposeScope();
+            var cos = angles.cos().to(dtype, device).DetachFromDisposeScope();
+            var sin = SignedSin(angles).to(dtype, device).DetachFromDisposeScope();
             // A request in flight may hold slices of the old table: views keep their storage alive
             // in libtorch, so releasing our handles here is safe.
             if (_tables.TryGetValue(key, out var old))

@@ -27,8 +27,9 @@ public class LowPrecisionTests
         using var expected = GoldenTensors.Read("tiny-llama3", "rag.block.logits");
         using var scale = expected.abs().max();
 
+        // The CLI's documented bfloat16 rule (blockattn verify --dtype bfloat16): 0.15 x max(1, scale).
         double diff = GoldenTensors.MaxAbsDiff(logits, expected);
-        diff.Should().BeLessThan(0.05 * scale.item<float>(), "bf16 keeps about 3 significant digits");
+        diff.Should().BeLessThan(0.15 * Math.Max(1, scale.item<float>()), "bf16 keeps about 3 significant digits");
         model.Info.Fingerprint.Should().NotBe(TestModels.Get("tiny-llama3").Info.Fingerprint, "the dtype is part of a model's identity");
     }
 
