@@ -97,7 +97,9 @@ internal sealed class AttentionPlan : IDisposable
         using var k = keys.unsqueeze(1).expand(kvHeads, group, keys.shape[1], d);
         using var v = values.unsqueeze(1).expand(kvHeads, group, values.shape[1], d);
         using var result = F.scaled_dot_product_attention(q, k, v, _mask, is_casual: _causal);
-        return result.view(_shape.Heads, n, d).transpose(0, 1).reshape(n, _shape.Heads * d);
+        // permute + reshape, not view: the CUDA kernels may return [kv, g, n, d] laid out as
+        // [kv, n, g, d] (float32 on an H200 did), where merging kv and g is not a view.
+        return result.permute(2, 0, 1, 3).reshape(n, _shape.Heads * d);
     }
 
     /// <summary>Folded queries <c>[kv, rows, d]</c> against keys/values <c>[kv, S, d]</c> with libtorch's SDPA (4-D: see below).</summary>
