@@ -216,7 +216,7 @@ public sealed class BlockSession
                 }
                 else
                 {
-                    block = await EncodeAsync(key, tokens, cancellationToken).ConfigureAwait(false);
+                    block = await EncodeAsync(tokens, cancellationToken).ConfigureAwait(false);
                     encoded++;
                     computed += tokens.Length;
                     if (_store is not null && options.StoreEncodedBlocks)
@@ -250,24 +250,12 @@ public sealed class BlockSession
         }
     }
 
-    private async Task<KvBlock> EncodeAsync(BlockKey key, int[] tokens, CancellationToken cancellationToken)
+    private async Task<KvBlock> EncodeAsync(int[] tokens, CancellationToken cancellationToken)
     {
         await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var scratch = _model.CreateCache(tokens.Length);
-            try
-            {
-                _model.Forward(tokens, scratch, logitsToKeep: 0);
-            }
-            catch
-            {
-                scratch.Dispose();
-                throw;
-            }
-
-            var (keys, values) = scratch.TakeBuffers();
-            return new KvBlock(key, tokens, keys, values);
+            return KvBlock.Encode(_model, tokens);
         }
         finally
         {

@@ -216,16 +216,7 @@ internal sealed class CaseVerifier(ICausalLanguageModel model, GoldenSuite suite
         return tokens;
     }
 
-    private KvBlock Encode(int[] tokens)
-    {
-        using var scratch = model.CreateCache(tokens.Length);
-        model.Forward(tokens, scratch, logitsToKeep: 0);
-        // KvCache hands its buffers over only inside Core; views share the buffers' storage,
-        // which stays alive after the cache releases its own handles.
-        var keys = scratch.AllKeys.narrow(2, 0, tokens.Length);
-        var values = scratch.AllValues.narrow(2, 0, tokens.Length);
-        return new KvBlock(BlockKey.For(_info.Fingerprint, tokens), tokens, keys, values);
-    }
+    private KvBlock Encode(int[] tokens) => KvBlock.Encode(model, tokens);
 
     private int KeptRows(GoldenCase golden) => golden.TotalLength - golden.LogitsKeptPositions[0];
 

@@ -1,3 +1,4 @@
+using BlockAttention.Models;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Caching;
@@ -35,6 +36,32 @@ public sealed class KvBlock
         _keys = keys;
         _values = values;
         SizeInBytes = 2 * keys.NumberOfElements * keys.ElementSize;
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="tokens"/> alone at positions <c>0..n-1</c> (causal attention, empty
+    /// cache) and returns its states as a block whose first reference the caller holds. Not
+    /// synchronised: a caller sharing the model between threads serialises its use (as
+    /// <see cref="BlockSession"/> does).
+    /// </summary>
+    /// <exception cref="ArgumentException">There are no tokens, or they do not fit the model.</exception>
+    public static KvBlock Encode(ICausalLanguageModel model, ReadOnlySpan<int> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var scratch = model.CreateCache(Math.Max(1, tokens.Length));
+        try
+        {
+            model.Forward(tokens, scratch, logitsToKeep: 0);
+        }
+        catch
+        {
+            scratch.Dispose();
+            throw;
+        }
+
+        // The scratch cache's buffers become the block's tensors: no copy.
+        var (keys, values) = scratch.TakeBuffers();
+        return new KvBlock(BlockKey.For(model.Info.Fingerprint, tokens), tokens, keys, values);
     }
 
     /// <summary>The block's key.</summary>

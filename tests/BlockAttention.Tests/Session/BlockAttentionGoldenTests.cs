@@ -51,14 +51,7 @@ public class BlockAttentionGoldenTests
         var golden = GoldenCase.Get(model, name);
         var llama = TestModels.Get(model);
         using var cache = llama.CreateCache(golden.TotalLength);
-        var blocks = new List<KvBlock>();
-        foreach (int[] tokens in golden.Blocks[..^1])
-        {
-            var scratch = llama.CreateCache(tokens.Length);
-            llama.Forward(tokens, scratch, logitsToKeep: 0);
-            var (k, v) = scratch.TakeBuffers();
-            blocks.Add(new KvBlock(BlockKey.For("test", tokens), tokens, k, v));
-        }
+        var blocks = golden.Blocks[..^1].Select(tokens => KvBlock.Encode(llama, tokens)).ToList();
 
         BlockAssembler.Assemble(blocks, llama.Rotary, cache);
         using var logits = llama.Forward(golden.Blocks[^1], cache, golden.LogitsKeptPositions.Length)!;

@@ -64,11 +64,5 @@ public class CachedVersusOnePassTests
         }
     }
 
-    internal static KvBlock Encode(BlockAttention.Llama.LlamaModel llama, int[] tokens)
-    {
-        var scratch = llama.CreateCache(tokens.Length);
-        llama.Forward(tokens, scratch, logitsToKeep: 0);
-        var (keys, values) = scratch.TakeBuffers();
-        return new KvBlock(BlockKey.For(llama.Info.Fingerprint, tokens), tokens, keys, values);
-    }
+    internal static KvBlock Encode(BlockAttention.Llama.LlamaModel llama, int[] tokens) => KvBlock.Encode(llama, tokens);
 }
