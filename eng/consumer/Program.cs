@@ -78,7 +78,7 @@ static async Task<bool> LoadAndRun(string fixture)
     }
 
     // Block attention through a session: the first greedy token (the reference's margin there is 0.019).
-    var session = new BlockSession(model);
+    using var session = new BlockSession(model);
     var result = await session.GenerateAsync(
         BlockPrompt.FromTokenizedBlocks(blocks),
         new GenerationOptions { MaxNewTokens = 1, StopTokenIds = [], StopStrings = [] });

@@ -30,17 +30,23 @@ namespace BlockAttention;
 /// store keeps one.
 /// </para>
 /// </remarks>
-public sealed class BlockSession
+public sealed class BlockSession : IDisposable
 {
     private readonly ICausalLanguageModel _model;
     private readonly IKvBlockStore? _store;
     private readonly SemaphoreSlim _modelGate = new(1, 1);
+    private readonly KvCachePool _caches;
 
     /// <summary>A session over <paramref name="model"/>, reusing blocks through <paramref name="store"/> (none: every block is encoded every time).</summary>
-    public BlockSession(ICausalLanguageModel model, IKvBlockStore? store = null)
+    /// <param name="model">The model; the session does not own it.</param>
+    /// <param name="store">Where encoded blocks are kept for later requests; the session does not own it.</param>
+    /// <param name="idleCaches">Request KV caches kept for reuse between requests (their memory stays allocated while idle).</param>
+    public BlockSession(ICausalLanguageModel model, IKvBlockStore? store = null, int idleCaches = 2)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
+        ArgumentOutOfRangeException.ThrowIfNegative(idleCaches);
         _store = store;
+        _caches = new KvCachePool(model, idleCaches);
     }
 
     /// <summary>The model this session runs.</summary>
@@ -76,83 +82,93 @@ public sealed class BlockSession
         var stopTokens = new HashSet<int>(options.StopTokenIds ?? _model.Info.EndOfSequenceTokenIds);
         var sampler = new TokenSampler(options);
 
-        using var cache = _model.CreateCache(Math.Max(capacity, request.TotalLength));
-        var prefill = await PrefillAsync(request, options, cache, sampler.Next, cancellationToken).ConfigureAwait(false);
-        var timeToFirstToken = clock.Elapsed;
-
-        // Without a tokenizer (a token-ids-only checkpoint) the result has token ids and no text.
-        var decoder = _model.Tokenizer is { } tokenizer ? new StreamingTextDecoder(tokenizer) : null;
-        var stops = new StopStringMatcher(options.StopStrings);
-        var tokens = new List<int>();
-        string text = "";
-        int emitted = 0;
-        FinishReason? finish = null;
-        int next = prefill.FirstToken;
-        while (true)
+        var cache = _caches.Rent(Math.Max(capacity, request.TotalLength));
+        try
         {
-            if (stopTokens.Contains(next))
+            var prefill = await PrefillAsync(request, options, cache, sampler.Next, cancellationToken).ConfigureAwait(false);
+            var timeToFirstToken = clock.Elapsed;
+
+            // Without a tokenizer (a token-ids-only checkpoint) the result has token ids and no text.
+            var decoder = _model.Tokenizer is { } tokenizer ? new StreamingTextDecoder(tokenizer) : null;
+            var stops = new StopStringMatcher(options.StopStrings);
+            var tokens = new List<int>();
+            string text = "";
+            int emitted = 0;
+            FinishReason? finish = null;
+            int next = prefill.FirstToken;
+            while (true)
             {
-                finish = FinishReason.EndOfSequence;
-                break;
+                if (stopTokens.Contains(next))
+                {
+                    finish = FinishReason.EndOfSequence;
+                    break;
+                }
+
+                tokens.Add(next);
+                text += decoder?.Append(next);
+                int stopAt = stops.FindStop(text);
+                if (stopAt >= 0)
+                {
+                    text = text[..stopAt];
+                    finish = FinishReason.StopString;
+                    break;
+                }
+
+                int safe = stops.SafeLength(text);
+                if (safe > emitted)
+                {
+                    yield return new GenerationChunk(text[emitted..safe], next);
+                    emitted = safe;
+                }
+                else
+                {
+                    yield return new GenerationChunk("", next);
+                }
+
+                if (tokens.Count >= options.MaxNewTokens || cache.Length >= cache.Capacity)
+                {
+                    finish = FinishReason.Length;
+                    break;
+                }
+
+                next = await DecodeStepAsync(next, cache, sampler, cancellationToken).ConfigureAwait(false);
             }
 
-            tokens.Add(next);
-            text += decoder?.Append(next);
-            int stopAt = stops.FindStop(text);
-            if (stopAt >= 0)
+            if (finish != FinishReason.StopString)
             {
-                text = text[..stopAt];
-                finish = FinishReason.StopString;
-                break;
+                text += decoder?.Flush();
+                int stopAt = stops.FindStop(text);
+                if (stopAt >= 0)
+                {
+                    text = text[..stopAt];
+                    finish = FinishReason.StopString;
+                }
             }
 
-            int safe = stops.SafeLength(text);
-            if (safe > emitted)
+            var result = new GenerationResult
             {
-                yield return new GenerationChunk(text[emitted..safe], next);
-                emitted = safe;
-            }
-            else
-            {
-                yield return new GenerationChunk("", next);
-            }
-
-            if (tokens.Count >= options.MaxNewTokens || cache.Length >= cache.Capacity)
-            {
-                finish = FinishReason.Length;
-                break;
-            }
-
-            next = await DecodeStepAsync(next, cache, sampler, cancellationToken).ConfigureAwait(false);
+                Text = text,
+                TokenIds = tokens,
+                FinishReason = finish!.Value,
+                Mode = options.Mode,
+                TimeToFirstToken = timeToFirstToken,
+                TotalTime = clock.Elapsed,
+                PromptTokens = request.TotalLength,
+                ComputedPromptTokens = prefill.ComputedTokens,
+                LocalBlocks = request.LocalBlocks.Count,
+                ReusedBlocks = prefill.ReusedBlocks,
+                EncodedBlocks = prefill.EncodedBlocks,
+            };
+            yield return new GenerationChunk(emitted < text.Length ? text[emitted..] : "", null, result);
         }
-
-        if (finish != FinishReason.StopString)
+        finally
         {
-            text += decoder?.Flush();
-            int stopAt = stops.FindStop(text);
-            if (stopAt >= 0)
-            {
-                text = text[..stopAt];
-                finish = FinishReason.StopString;
-            }
+            _caches.Return(cache);
         }
-
-        var result = new GenerationResult
-        {
-            Text = text,
-            TokenIds = tokens,
-            FinishReason = finish!.Value,
-            Mode = options.Mode,
-            TimeToFirstToken = timeToFirstToken,
-            TotalTime = clock.Elapsed,
-            PromptTokens = request.TotalLength,
-            ComputedPromptTokens = prefill.ComputedTokens,
-            LocalBlocks = request.LocalBlocks.Count,
-            ReusedBlocks = prefill.ReusedBlocks,
-            EncodedBlocks = prefill.EncodedBlocks,
-        };
-        yield return new GenerationChunk(emitted < text.Length ? text[emitted..] : "", null, result);
     }
+
+    /// <summary>Frees the request caches kept for reuse. The model and the store are the caller's.</summary>
+    public void Dispose() => _caches.Dispose();
 
     /// <summary>
     /// The logits (float32, on the CPU) from which the first token would be chosen: the same

@@ -53,7 +53,7 @@ internal static class GenerateCommand
         var (store, storeName) = BlockStores.Create();
         using (store)
         {
-            var session = new BlockSession(model, store);
+            using var session = new BlockSession(model, store);
             for (int run = 1; run <= repeat; run++)
             {
                 var result = await RunOnceAsync(session, prompt, options, json ? null : stdout, blocksPath).ConfigureAwait(false);

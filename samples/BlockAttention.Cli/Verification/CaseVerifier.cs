@@ -169,7 +169,7 @@ internal sealed class CaseVerifier(ICausalLanguageModel model, GoldenSuite suite
     {
         var clock = DeviceClock.Start(_info.Device);
         var reference = golden.Reference(mode);
-        var session = new BlockSession(model);
+        using var session = new BlockSession(model);
         var options = new GenerationOptions { Mode = mode, MaxNewTokens = reference.Tokens.Length, StopTokenIds = [], StopStrings = [] };
         var prompt = BlockPrompt.FromTokenizedBlocks(golden.Blocks);
         // Off the caller's thread, so that blocking here can never wait on the caller's synchronization context.
