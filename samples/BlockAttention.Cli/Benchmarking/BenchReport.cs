@@ -164,7 +164,7 @@ internal sealed record LengthResult
     /// The same re-encoding and assembly into a cache allocated once and reused: the arithmetic and
     /// copies without the first touch of new memory, which a fresh cache pays (on a VM, dearly).
     /// </summary>
-    public required Summary ReencodeReusedCache { get; init; }
+    public Summary? ReencodeReusedCache { get; init; }
 
     /// <summary>The final block's forward pass over the assembled cache, alone (no sampling).</summary>
     public required Summary FinalForward { get; init; }

@@ -125,7 +125,7 @@ internal static class ReportWriter
         Ms(row.BlockTtft.Median),
         Ms(row.ColdTtft.Median),
         Ms(row.Reencode.Median),
-        Ms(row.ReencodeReusedCache.Median),
+        Ms(row.ReencodeReusedCache?.Median ?? double.NaN),
         Ms(row.FinalForward.Median),
         Invariant($"{row.Speedup:F1}x"),
         Invariant($"{row.ReencodeShare * 100:F0}%"),
