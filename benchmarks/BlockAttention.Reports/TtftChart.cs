@@ -31,14 +31,14 @@ internal static class TtftChart
             AddSeries(plot, bx, matched.Select(b => b.BlockMs), "transformers block (same card)", Colors.DarkGray, LinePattern.Dotted, MarkerShape.FilledSquare);
         }
 
-        // The speedup next to each cached-block point: the number the chart is about.
+        // The speedup under each cached-block point: the number the chart is about.
         foreach (var (row, position) in rows.Zip(x))
         {
             var label = plot.Add.Text(row.Speedup >= 10 ? $"{row.Speedup:F0}x" : $"{row.Speedup:F1}x", position, Math.Log10(row.BlockTtft.Median));
             label.LabelFontSize = 12;
             label.LabelFontColor = Colors.RoyalBlue;
-            label.LabelAlignment = Alignment.LowerCenter;
-            label.OffsetY = -8;
+            label.LabelAlignment = Alignment.UpperCenter;
+            label.OffsetY = 10;
         }
 
         plot.Axes.Bottom.TickGenerator = new NumericManual(x, [.. rows.Select(r => Tokens(r.Tokens))]);
@@ -58,10 +58,10 @@ internal static class TtftChart
         plot.Axes.Title.Label.FontSize = 15;
         plot.Legend.Alignment = Alignment.UpperLeft;
         plot.ShowLegend();
-        // Room above the highest point and below the lowest, so labels and legend do not clip.
-        plot.Axes.AutoScale();
-        var limits = plot.Axes.GetLimits();
-        plot.Axes.SetLimits(limits.Left - 0.3, limits.Right + 0.3, Math.Floor(limits.Bottom - 0.15), Math.Ceiling(limits.Top + 0.5));
+        // Whole decades around the data, with room below the lowest point for the speedup labels.
+        var all = rows.SelectMany(r => new[] { r.FullTtft.Median, r.ColdTtft.Median, r.BlockTtft.Median })
+            .Concat(baseline?.SelectMany(b => new[] { b.FullMs, b.BlockMs }) ?? []).Where(ms => ms > 0).Select(Math.Log10).ToArray();
+        plot.Axes.SetLimits(x.Min() - 0.3, x.Max() + 0.3, Math.Floor(all.Min() - 0.2), Math.Ceiling(all.Max() + 0.3));
         plot.SavePng(path, 1000, 620);
     }
 

@@ -160,6 +160,12 @@ internal sealed record LengthResult
     /// <summary>Re-encoding (rotating cached keys to their offsets) and assembly into a fresh cache, alone.</summary>
     public required Summary Reencode { get; init; }
 
+    /// <summary>
+    /// The same re-encoding and assembly into a cache allocated once and reused: the arithmetic and
+    /// copies without the first touch of new memory, which a fresh cache pays (on a VM, dearly).
+    /// </summary>
+    public Summary? ReencodeReusedCache { get; init; }
+
     /// <summary>The final block's forward pass over the assembled cache, alone (no sampling).</summary>
     public required Summary FinalForward { get; init; }
 
@@ -174,6 +180,9 @@ internal sealed record LengthResult
 
     /// <summary>Device memory in use after this length ran, as the CUDA driver sees it (see <see cref="BenchReport.MemoryMethod"/>).</summary>
     public long? GpuUsedBytes { get; init; }
+
+    /// <summary>Share of all cores that other processes used while this length ran (0 to 1); high means contended timings.</summary>
+    public double? OtherCpuShare { get; init; }
 
     /// <summary>Full TTFT over block TTFT (medians, session-reported).</summary>
     public double Speedup => FullTtft.Median / BlockTtft.Median;

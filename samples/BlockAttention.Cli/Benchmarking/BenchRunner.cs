@@ -28,6 +28,7 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
     {
         var prompt = BenchPrompt.Create(length, model.Info.VocabSize, options.Seed);
         ProcessMemory.ResetPeak();
+        var contention = CpuContention.Start();
 
         var full = await RepeatRequestsAsync(length, "full", new BlockSession(model), s_firstToken with { Mode = AttentionMode.Full }, prompt,
             result => result.ComputedPromptTokens == length);
@@ -45,14 +46,24 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
             result => result.ReusedBlocks == result.LocalBlocks);
 
         var blocks = await AcquireAsync(warmStore, prompt);
-        Summary reencode, finalForward;
+        Summary reencode, reencodeReused, finalForward;
         try
         {
+            // As the session does it: a new cache per request.
             reencode = Repeat(length, "re-encoding + assembly", () =>
             {
                 using var cache = model.CreateCache(prompt.Length);
                 return _clock.Time(() => BlockAssembler.Assemble(blocks, model.Rotary, cache));
             });
+            using (var reused = model.CreateCache(prompt.Length))
+            {
+                reencodeReused = Repeat(length, "re-encoding + assembly, reused cache", () =>
+                {
+                    reused.Truncate(0);
+                    return _clock.Time(() => BlockAssembler.Assemble(blocks, model.Rotary, reused));
+                });
+            }
+
             finalForward = FinalForward(length, prompt, blocks);
         }
         finally
@@ -64,6 +75,11 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
         }
 
         var decode = await DecodeAsync(length, session, prompt);
+        if (contention?.OthersShare() is double others && others > 0.1)
+        {
+            progress.WriteLine($"  {length,6} note: other processes used {others:P0} of the CPU meanwhile; these timings are contended");
+        }
+
         return new LengthResult
         {
             Tokens = length,
@@ -76,11 +92,13 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
             ColdTtft = Summary.Of([.. cold.Select(c => c.Ttft)]),
             ColdWall = Summary.Of([.. cold.Select(c => c.Wall)]),
             Reencode = reencode,
+            ReencodeReusedCache = reencodeReused,
             FinalForward = finalForward,
             DecodeTokensPerSecond = decode,
             KvBytes = model.Info.KvBytesPerToken * length,
             PeakRssBytes = ProcessMemory.PeakBytes(),
             GpuUsedBytes = GpuUsedBytes(),
+            OtherCpuShare = contention?.OthersShare(),
         };
     }
 

@@ -22,7 +22,8 @@ internal static class BenchCommand
                         [--out DIR] [--machine LABEL] [--baseline anchor_ttft.json]
 
           Defaults: on cpu smollm2-135m, float32, lengths 512..4096; on cuda llama-3.1-8b, bfloat16,
-          lengths 512..32768. --warmup 1, --repeats 5, --decode-tokens 32, --out artifacts/bench.
+          lengths 512..32768. --warmup 1, --repeats 3 on cpu and 5 on cuda (the CPU lengths then
+          finish in well under 10 minutes on 2 cores), --decode-tokens 32, --out artifacts/bench.
           --soak N: N consecutive block requests at the longest length, memory recorded.
           --baseline: the JSON of hf_baseline_ttft.py on the same card, to check full TTFT against.
           Exit code 1 when a target of the issue that applies to the run failed.
@@ -170,7 +171,7 @@ internal static class BenchCommand
             DType = dtype,
             Lengths = lengths,
             Warmup = NonNegative(commandLine, "warmup", 1),
-            Repeats = Math.Max(1, NonNegative(commandLine, "repeats", 5)),
+            Repeats = Math.Max(1, NonNegative(commandLine, "repeats", cuda ? 5 : 3)),
             DecodeTokens = NonNegative(commandLine, "decode-tokens", 32),
             Soak = NonNegative(commandLine, "soak", 0),
             Seed = commandLine.OptionalInt("seed", 0),
