@@ -98,8 +98,8 @@ internal static class ReportWriter
         md.AppendLine("- *full*: full-attention TTFT, the whole prompt through the model (cold prefill).");
         md.AppendLine("- *block*: Block-Attention TTFT with every passage already in the store: store lookups, re-encoding + assembly, the 50-token final block.");
         md.AppendLine("- *cold*: Block-Attention TTFT with an empty store: every passage encoded on its own first.");
-        md.AppendLine("- *re-enc*: re-encoding (rotating cached keys to their offsets) and assembly into a fresh KV cache, alone, as the session does it per request; *re-enc %* is its share of *block*.");
-        md.AppendLine("- *re-enc reused*: the same into a cache allocated once and reused: the difference to *re-enc* is the first touch of a new cache's memory.");
+        md.AppendLine("- *re-enc*: re-encoding (rotating cached keys to their offsets) and assembly, alone, into a freshly allocated KV cache.");
+        md.AppendLine("- *re-enc reused*: the same into a cache allocated once and reused, which is what a request pays: `BlockSession` keeps request caches between requests. The difference to *re-enc* is the first touch of new memory. *re-enc %* is this figure's share of *block*.");
         md.AppendLine("- *final*: the final block's forward pass over the assembled cache, alone (no sampling).");
         md.AppendLine("- TTFT is what `GenerationResult.TimeToFirstToken` reports; the wall-clock columns time the whole call with device synchronisation before and after.");
         md.AppendLine(Invariant($"- Memory: {report.MemoryMethod}"));

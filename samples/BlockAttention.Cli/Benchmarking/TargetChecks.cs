@@ -23,7 +23,7 @@ internal static class TargetChecks
             checks.Add(new TargetCheck("cpu: full / block TTFT at 4096 tokens", cpu.Speedup >= CpuMinimumSpeedup,
                 Invariant($"{cpu.FullTtft.Median:F0} ms / {cpu.BlockTtft.Median:F1} ms = {cpu.Speedup:F1}x (target >= {CpuMinimumSpeedup}x)")));
             checks.Add(new TargetCheck("cpu: re-encoding + assembly share of block TTFT at 4096 tokens", cpu.ReencodeShare <= CpuMaximumReencodeShare,
-                Invariant($"{cpu.Reencode.Median:F1} ms / {cpu.BlockTtft.Median:F1} ms = {cpu.ReencodeShare:P0} (target <= {CpuMaximumReencodeShare:P0})")));
+                Invariant($"{cpu.SessionReencode.Median:F1} ms (into a reused cache, as the session does) / {cpu.BlockTtft.Median:F1} ms = {cpu.ReencodeShare:P0} (target <= {CpuMaximumReencodeShare:P0})")));
         }
 
         if (preset == LlamaPresets.Llama31_8B && options.DeviceKind == "cuda" && rows.FirstOrDefault(r => r.Tokens == 32768) is { } gpu)
