@@ -19,7 +19,7 @@ namespace BlockAttention.Benchmarks;
 public class PromptPieceBenchmarks
 {
     private LlamaModel _model = null!;
-    private BenchBlockStore _store = null!;
+    private MemoryKvBlockStore _store = null!;
     private List<KvBlock> _blocks = null!;
     private KvCache _assembled = null!;
     private KvCache _decoding = null!;
@@ -39,7 +39,7 @@ public class PromptPieceBenchmarks
         _question = prompt.Question(0);
 
         // Encode the passages the way a first request does, through the session and the store.
-        _store = BenchBlockStore.Create();
+        _store = new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 40 });
         new BlockSession(_model, _store).GenerateAsync(prompt.ForRequest(0), new GenerationOptions { MaxNewTokens = 1 }).GetAwaiter().GetResult();
         _blocks = [.. prompt.LocalBlocks.Select(tokens =>
             _store.TryGetAsync(BlockKey.For(_model.Info.Fingerprint, tokens), tokens).AsTask().GetAwaiter().GetResult()

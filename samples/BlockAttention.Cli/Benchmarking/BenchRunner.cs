@@ -30,17 +30,19 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
         ProcessMemory.ResetPeak();
         var contention = CpuContention.Start();
 
-        var full = await RepeatRequestsAsync(length, "full", new BlockSession(model), s_firstToken with { Mode = AttentionMode.Full }, prompt,
+        using var fullSession = new BlockSession(model);
+        var full = await RepeatRequestsAsync(length, "full", fullSession, s_firstToken with { Mode = AttentionMode.Full }, prompt,
             result => result.ComputedPromptTokens == length);
         var cold = await RepeatAsync(length, "block, cold store", async () =>
         {
             // A new store for every request: each passage is encoded, then stored, as on a first visit.
-            using var store = BenchBlockStore.Create();
-            return await RequestAsync(new BlockSession(model, store), s_firstToken, prompt, result => result.EncodedBlocks == result.LocalBlocks);
+            using var store = NewStore();
+            using var coldSession = new BlockSession(model, store);
+            return await RequestAsync(coldSession, s_firstToken, prompt, result => result.EncodedBlocks == result.LocalBlocks);
         });
 
-        using var warmStore = BenchBlockStore.Create();
-        var session = new BlockSession(model, warmStore);
+        using var warmStore = NewStore();
+        using var session = new BlockSession(model, warmStore);
         await RequestAsync(session, s_firstToken, prompt, result => result.EncodedBlocks == result.LocalBlocks);
         var warm = await RepeatRequestsAsync(length, "block, all passages cached", session, s_firstToken, prompt,
             result => result.ReusedBlocks == result.LocalBlocks);
@@ -120,8 +122,8 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
         long? gpuWarm = null;
         var samples = new List<long>();
         var ttft = new List<double>();
-        using var store = BenchBlockStore.Create();
-        var session = new BlockSession(model, store);
+        using var store = NewStore();
+        using var session = new BlockSession(model, store);
         await RequestAsync(session, s_firstToken, prompt, result => result.EncodedBlocks == result.LocalBlocks);
         progress.WriteLine($"soak: {requests} block requests at {length} tokens ({warmup} warm-up)");
         for (int i = 0; i < requests; i++)
@@ -209,7 +211,10 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
         return summary;
     }
 
-    private async Task<List<KvBlock>> AcquireAsync(BenchBlockStore store, BenchPrompt prompt)
+    /// <summary>A store with room for every passage of the longest prompt: nothing is evicted during a run.</summary>
+    private static MemoryKvBlockStore NewStore() => new(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 40 });
+
+    private async Task<List<KvBlock>> AcquireAsync(IKvBlockStore store, BenchPrompt prompt)
     {
         var blocks = new List<KvBlock>();
         foreach (int[] tokens in prompt.LocalBlocks)
