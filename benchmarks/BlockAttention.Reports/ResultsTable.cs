@@ -27,16 +27,15 @@ internal static class ResultsTable
             }
         }
 
+        md.AppendLine();
         foreach (var (report, _) in runs)
         {
             foreach (var target in report.Targets)
             {
-                md.AppendLine();
-                md.Append(Invariant($"- {report.Model} on {report.Device}: **{(target.Passed ? "PASS" : "FAIL")}** {target.Name}: {target.Detail}"));
+                md.AppendLine(Invariant($"- {report.Model} on {report.Device}: **{(target.Passed ? "PASS" : "FAIL")}** {target.Name}: {target.Detail}"));
             }
         }
 
-        md.AppendLine();
         foreach (var (report, chart) in runs)
         {
             md.AppendLine();

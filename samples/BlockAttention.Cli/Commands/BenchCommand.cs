@@ -42,7 +42,16 @@ internal static class BenchCommand
         }
 
         var options = Parse(commandLine);
-        return RunAsync(options).GetAwaiter().GetResult();
+        try
+        {
+            return RunAsync(options).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or CheckpointFormatException)
+        {
+            // Bad input (no CUDA, a missing or malformed checkpoint), not bad usage: the message, without the usage text.
+            Console.Error.WriteLine($"blockattn: {e.Message}");
+            return 2;
+        }
     }
 
     private static async Task<int> RunAsync(BenchOptions options)
