@@ -196,19 +196,14 @@ public sealed class BlockSession : IDisposable
             return await PrefillBlocksAsync(request, options, cache, pick, cancellationToken).ConfigureAwait(false);
         }
 
-        await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        return await OnModelAsync(() =>
         {
             int[] all = request.AllTokens();
             using var mask = options.Mode == AttentionMode.BlockOnePass ? BlockMask.Create(request.BlockLengths(), _model.Info.Device) : null;
             using var logits = _model.Forward(all, cache, 1, mask)!;
             using var last = logits[0];
             return new PrefillOutcome(pick(last), all.Length, ReusedBlocks: 0, EncodedBlocks: 0); // no block is encoded on its own
-        }
-        finally
-        {
-            _modelGate.Release();
-        }
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick, CancellationToken cancellationToken)
@@ -232,7 +227,7 @@ public sealed class BlockSession : IDisposable
                 }
                 else
                 {
-                    block = await EncodeAsync(tokens, cancellationToken).ConfigureAwait(false);
+                    block = await OnModelAsync(() => KvBlock.Encode(_model, tokens), cancellationToken).ConfigureAwait(false);
                     encoded++;
                     computed += tokens.Length;
                     if (_store is not null && options.StoreEncodedBlocks)
@@ -244,18 +239,13 @@ public sealed class BlockSession : IDisposable
                 blocks.Add(block);
             }
 
-            await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-            try
+            return await OnModelAsync(() =>
             {
                 BlockAssembler.Assemble(blocks, _model.Rotary, cache);
                 using var logits = _model.Forward(request.FinalBlock, cache, 1)!;
                 using var last = logits[0];
                 return new PrefillOutcome(pick(last), computed, reused, encoded);
-            }
-            finally
-            {
-                _modelGate.Release();
-            }
+            }, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -266,27 +256,24 @@ public sealed class BlockSession : IDisposable
         }
     }
 
-    private async Task<KvBlock> EncodeAsync(int[] tokens, CancellationToken cancellationToken)
-    {
-        await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            return KvBlock.Encode(_model, tokens);
-        }
-        finally
-        {
-            _modelGate.Release();
-        }
-    }
-
-    private async Task<int> DecodeStepAsync(int token, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken)
-    {
-        await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+    private Task<int> DecodeStepAsync(int token, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken) =>
+        OnModelAsync(() =>
         {
             using var logits = _model.Forward([token], cache, 1)!;
             using var last = logits[0];
             return sampler.Next(last);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> (synchronous tensor code) while holding the model gate. Keeping
+    /// the work synchronous also keeps TorchSharp's thread-local dispose scopes on one thread.
+    /// </summary>
+    private async Task<T> OnModelAsync<T>(Func<T> work, CancellationToken cancellationToken)
+    {
+        await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return work();
         }
         finally
         {

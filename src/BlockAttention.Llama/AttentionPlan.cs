@@ -5,17 +5,20 @@ namespace BlockAttention.Llama;
 
 /// <summary>
 /// How the tokens of one forward call attend, decided once per call and shared by every layer:
-/// which SDPA formulation to use and the mask it needs.
+/// which formulation to use and the mask it needs.
 /// </summary>
 /// <remarks>
 /// TorchSharp's SDPA has no <c>enable_gqa</c>, and its <c>is_casual</c> aligns the causal diagonal
 /// top-left, which is wrong once there is a cached prefix. So:
 /// <list type="bullet">
-/// <item>no prefix: causal SDPA, with K/V expanded to every query head;</item>
+/// <item>no prefix: causal SDPA, the KV heads as the batch and K/V broadcast over their query
+/// heads by a stride-0 view (no copy);</item>
 /// <item>a prefix: the query heads of one KV head are folded into the length axis
-/// (<c>[kvHeads, group*n, d]</c>), so K/V are read once and never expanded, with a mask that
-/// lets row (g, i) see positions up to <c>prefix + i</c>; a single token needs no mask;</item>
-/// <item>a caller's mask (the one-pass block formulation): K/V expanded, mask as given.</item>
+/// (<c>[kvHeads, group*n, d]</c>), so K/V are read once, with an additive mask that lets row
+/// (g, i) see positions up to <c>prefix + i</c> (a single token needs none); computed by SDPA
+/// or, where <see cref="AttentionImplementation.Matmul"/> is chosen, by three batched matrix
+/// operations;</item>
+/// <item>a caller's mask (the one-pass block formulation): as the no-prefix case, with that mask.</item>
 /// </list>
 /// </remarks>
 internal sealed class AttentionPlan : IDisposable
@@ -25,25 +28,19 @@ internal sealed class AttentionPlan : IDisposable
     private readonly bool _foldGroups;
     private readonly bool _causal;
     private readonly bool _ownsMask;
-    private bool _matmul;
+    private readonly bool _matmul;
 
-    private AttentionPlan(LlamaShape shape, Tensor? mask, bool foldGroups, bool causal, bool ownsMask = true)
+    private AttentionPlan(LlamaShape shape, Tensor? mask, bool foldGroups, bool causal, bool matmul = false, bool ownsMask = true)
     {
         _shape = shape;
         _mask = mask;
         _foldGroups = foldGroups;
         _causal = causal;
+        _matmul = matmul && foldGroups; // the matmul form exists for the folded (prefix) case only
         _ownsMask = ownsMask;
     }
 
     public static AttentionPlan Create(LlamaShape shape, int prefix, int count, Tensor? callerMask, ScalarType dtype, Device device, bool matmul)
-    {
-        var plan = CreateCore(shape, prefix, count, callerMask, dtype, device);
-        plan._matmul = matmul && plan._foldGroups;
-        return plan;
-    }
-
-    private static AttentionPlan CreateCore(LlamaShape shape, int prefix, int count, Tensor? callerMask, ScalarType dtype, Device device)
     {
         if (callerMask is not null)
         {
@@ -63,7 +60,7 @@ internal sealed class AttentionPlan : IDisposable
 
         if (count == 1)
         {
-            return new AttentionPlan(shape, null, foldGroups: true, causal: false);
+            return new AttentionPlan(shape, null, foldGroups: true, causal: false, matmul);
         }
 
         // An additive mask (0 or -inf, in the model's dtype): on the CPU, SDPA with a bool mask
@@ -73,7 +70,7 @@ internal sealed class AttentionPlan : IDisposable
         var rowLimits = arange(count, dtype: ScalarType.Int64, device: device).repeat(shape.Group).add_(prefix).unsqueeze(1);
         var mask = zeros([shape.Group * count, prefix + count], dtype, device)
             .masked_fill_(columns.gt(rowLimits), float.NegativeInfinity).DetachFromDisposeScope();
-        return new AttentionPlan(shape, mask, foldGroups: true, causal: false);
+        return new AttentionPlan(shape, mask, foldGroups: true, causal: false, matmul);
     }
 
     /// <summary>Queries <c>[n, heads, d]</c>, cached keys/values <c>[kvHeads, S, d]</c>; returns <c>[n, heads * d]</c>.</summary>

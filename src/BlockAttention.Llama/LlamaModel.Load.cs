@@ -44,7 +44,7 @@ public sealed partial class LlamaModel
     }
 
     internal static LlamaModel Build(LlamaConfig config, ILlamaWeightSource weights, ITextTokenizer? tokenizer, ScalarType dtype, Device device, XxHash128 fingerprint,
-        AttentionImplementation attention = AttentionImplementation.Auto)
+        AttentionImplementation attention)
     {
         var shape = ShapeOf(config);
         var layers = new List<LlamaDecoderLayer>(shape.Layers);

@@ -37,7 +37,7 @@ public sealed partial class LlamaModel
         var fingerprint = new XxHash128();
         fingerprint.Append(Encoding.UTF8.GetBytes(DescribeForFingerprint(config, seed)));
         using var weights = new RandomWeightSource(dtype, device, seed);
-        return Build(config, weights, tokenizer: null, dtype, device, fingerprint);
+        return Build(config, weights, tokenizer: null, dtype, device, fingerprint, options.Attention);
     }
 
     // Everything that shapes the weights or the KV states they produce, formatted culture-free.

@@ -30,7 +30,7 @@ public sealed class RotaryAngles(Tensor cos, Tensor signedSin) : IDisposable
     }
 
     /// <summary><c>[x1, x2] -> [x2, x1]</c> over the last dimension (a copy).</summary>
-    public static Tensor SwapHalves(Tensor x)
+    private static Tensor SwapHalves(Tensor x)
     {
         int last = (int)x.ndim - 1;
         long half = x.shape[last] / 2;
