@@ -227,7 +227,15 @@ public sealed class BlockSession : IDisposable
                 }
                 else
                 {
-                    block = await OnModelAsync(() => KvBlock.Encode(_model, tokens), cancellationToken).ConfigureAwait(false);
+                    var encodeTime = TimeSpan.Zero;
+                    block = await OnModelAsync(() =>
+                    {
+                        long started = Stopwatch.GetTimestamp();
+                        var fresh = KvBlock.Encode(_model, tokens);
+                        encodeTime = Stopwatch.GetElapsedTime(started);
+                        return fresh;
+                    }, cancellationToken).ConfigureAwait(false);
+                    (_store as IKvBlockEncodingObserver)?.OnBlockEncoded(tokens.Length, encodeTime);
                     encoded++;
                     computed += tokens.Length;
                     if (_store is not null && options.StoreEncodedBlocks)

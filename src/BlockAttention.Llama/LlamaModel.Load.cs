@@ -1,6 +1,8 @@
 using System.IO.Hashing;
+using System.Reflection;
 using System.Text;
 using BlockAttention.Attention;
+using BlockAttention.Caching.Persistence;
 using BlockAttention.Llama.Checkpoints;
 using BlockAttention.Llama.Tokenization;
 using BlockAttention.Models;
@@ -61,6 +63,7 @@ public sealed partial class LlamaModel
             var finalNorm = Track(weights.Read("model.norm.weight", [shape.Hidden]), owned);
             Tensor? lmHead = config.TieWordEmbeddings ? null : Track(weights.Read("lm_head.weight", [shape.Vocab, shape.Hidden]), owned);
             var rotary = CreateRotary(config);
+            AppendStateAffectingSettings(fingerprint, attention, device);
             string id = Convert.ToHexStringLower(fingerprint.GetCurrentHash());
             var info = new ModelInfo("llama", shape.Layers, shape.KvHeads, shape.HeadDim, shape.Vocab, config.MaxPositionEmbeddings,
                 dtype, device, config.EosTokenIds, $"llama-{id}-{dtype}-{device.type}".ToLowerInvariant());
@@ -80,6 +83,21 @@ public sealed partial class LlamaModel
 
             throw;
         }
+    }
+
+    /// <summary>
+    /// Adds to the fingerprint what changes the KV states beyond config and weights: the
+    /// serialized block format's version, this library's version (its forward pass may change),
+    /// and the attention formulation (equal within rounding, not bit for bit). Blocks persisted by
+    /// another version or setting are then never served; dtype and device kind are added as text.
+    /// </summary>
+    private static void AppendStateAffectingSettings(XxHash128 fingerprint, AttentionImplementation attention, Device device)
+    {
+        bool matmul = UsesMatmulAttention(attention, device);
+        string library = typeof(LlamaModel).Assembly
+            .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
+        fingerprint.Append(Encoding.UTF8.GetBytes(
+            $";block-format={KvBlockFormat.Version};library={library};attention={(matmul ? "matmul" : "sdpa")}"));
     }
 
     private static LlamaDecoderLayer LoadLayer(ILlamaWeightSource weights, LlamaShape shape, string prefix)

@@ -25,8 +25,7 @@ public sealed partial class LlamaModel : ICausalLanguageModel
     private LlamaModel(LlamaShape shape, Tensor embedding, LlamaDecoderLayer[] layers, Tensor finalNorm, Tensor? lmHead,
         RotaryEmbedding rotary, ITextTokenizer? tokenizer, ModelInfo info, AttentionImplementation attention)
     {
-        _matmulAttention = attention == AttentionImplementation.Matmul
-            || (attention == AttentionImplementation.Auto && info.Device.type == TorchSharp.DeviceType.CUDA);
+        _matmulAttention = UsesMatmulAttention(attention, info.Device);
         _shape = shape;
         _embedding = embedding;
         _layers = layers;
@@ -163,4 +162,9 @@ public sealed partial class LlamaModel : ICausalLanguageModel
             }
         }
     }
+
+    /// <summary>Which formulation <paramref name="attention"/> resolves to on <paramref name="device"/>.</summary>
+    private static bool UsesMatmulAttention(AttentionImplementation attention, Device device) =>
+        attention == AttentionImplementation.Matmul
+        || (attention == AttentionImplementation.Auto && device.type == TorchSharp.DeviceType.CUDA);
 }
