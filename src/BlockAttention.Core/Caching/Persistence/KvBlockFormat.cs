@@ -141,10 +141,10 @@ public static class KvBlockFormat
         byte[] expectedFingerprint = Encoding.UTF8.GetBytes(key.ModelFingerprint);
         long expectedHeader = HeaderLength(expectedFingerprint.Length, tokens.Length);
         int headerLength = BinaryPrimitives.ReadInt32LittleEndian(preamble[12..]);
-        if (headerLength != expectedHeader)
+        long longestHeader = HeaderLength(MaxFingerprintBytes, tokens.Length);
+        if (headerLength < HeaderLength(0, 0) || headerLength > longestHeader)
         {
-            throw new KvBlockFormatException(
-                $"header length {headerLength}, but a block of {tokens.Length} tokens for model '{key.ModelFingerprint}' has {expectedHeader}: other tokens or another model");
+            throw new KvBlockFormatException($"header length {headerLength} is outside [{HeaderLength(0, 0)}, {longestHeader}] for {tokens.Length} tokens");
         }
 
         hash.Append(preamble);
@@ -153,10 +153,15 @@ public static class KvBlockFormat
         hash.Append(header);
         var h = header.AsSpan();
         int fingerprintLength = BinaryPrimitives.ReadUInt16LittleEndian(h);
-        if (!h.Slice(2, fingerprintLength).SequenceEqual(expectedFingerprint))
+        if (2 + fingerprintLength > headerLength || !h.Slice(2, fingerprintLength).SequenceEqual(expectedFingerprint))
         {
-            throw new KvBlockFormatException(
-                $"written by model '{Encoding.UTF8.GetString(h.Slice(2, fingerprintLength))}', not by '{key.ModelFingerprint}'");
+            string stored = 2 + fingerprintLength > headerLength ? "(longer than the header)" : $"'{Encoding.UTF8.GetString(h.Slice(2, fingerprintLength))}'";
+            throw new KvBlockFormatException($"written by model {stored}, not by '{key.ModelFingerprint}'");
+        }
+
+        if (headerLength != expectedHeader)
+        {
+            throw new KvBlockFormatException($"header length {headerLength}, but a block of {tokens.Length} tokens has {expectedHeader}: a block of other tokens");
         }
 
         int at = 2 + fingerprintLength;

@@ -1,0 +1,61 @@
+using System.Globalization;
+using BlockAttention.Caching;
+
+namespace BlockAttention.Redis;
+
+/// <summary>Builds stores from <see cref="KvBlockStoreSpec"/>s, Redis tiers included.</summary>
+public static class RedisKvBlockStoreFactory
+{
+    /// <summary>
+    /// Returns <paramref name="settings"/> with Redis support: a <c>redis:HOST:PORT</c> tier becomes
+    /// a <see cref="RedisKvBlockStore"/> with <paramref name="redis"/>'s options (its
+    /// <see cref="RedisKvBlockStoreOptions.Configuration"/>, dtype, device and logger are taken from
+    /// the spec and the settings).
+    /// </summary>
+    public static KvBlockStoreSettings WithRedis(this KvBlockStoreSettings settings, RedisKvBlockStoreOptions? redis = null)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var template = redis ?? new RedisKvBlockStoreOptions();
+        return new KvBlockStoreSettings
+        {
+            DType = settings.DType,
+            Device = settings.Device,
+            MemoryMaxBytes = settings.MemoryMaxBytes,
+            FileMaxBytes = settings.FileMaxBytes,
+            Tiered = settings.Tiered,
+            LoggerFactory = settings.LoggerFactory,
+            CreateRedisTier = (tier, current) => new RedisKvBlockStore(new RedisKvBlockStoreOptions
+            {
+                Configuration = ConfigurationOf(tier),
+                KeyPrefix = template.KeyPrefix,
+                TimeToLive = template.TimeToLive,
+                MaxBlockBytes = template.MaxBlockBytes,
+                OperationTimeout = template.OperationTimeout,
+                ConnectTimeout = template.ConnectTimeout,
+                RetryAfter = template.RetryAfter,
+                ChunkBytes = template.ChunkBytes,
+                DType = current.DType,
+                Device = current.Device,
+                LoggerFactory = template.LoggerFactory ?? current.LoggerFactory,
+            }),
+        };
+    }
+
+    /// <summary>Creates the store of <paramref name="spec"/> (null for <c>none</c>), Redis tiers included.</summary>
+    /// <exception cref="FormatException">The spec string is malformed.</exception>
+    public static IKvBlockStore? Create(string spec, KvBlockStoreSettings settings, RedisKvBlockStoreOptions? redis = null) =>
+        KvBlockStoreFactory.Create(KvBlockStoreSpec.Parse(spec), settings.WithRedis(redis));
+
+    /// <summary>The StackExchange.Redis configuration string of a Redis tier.</summary>
+    public static string ConfigurationOf(KvBlockStoreTierSpec tier)
+    {
+        ArgumentNullException.ThrowIfNull(tier);
+        if (tier.Kind != KvBlockStoreKind.Redis)
+        {
+            throw new ArgumentException($"{tier} is not a Redis tier", nameof(tier));
+        }
+
+        string host = tier.Host!.Contains(':', StringComparison.Ordinal) ? $"[{tier.Host}]" : tier.Host;
+        return string.Create(CultureInfo.InvariantCulture, $"{host}:{tier.Port}");
+    }
+}
