@@ -11,6 +11,7 @@ internal static class GenerateCommand
         blockattn generate --model DIR --blocks FILE.json [--mode block|full|onepass] [--max-new-tokens N]
                            [--temperature T] [--top-k K] [--top-p P] [--seed S]
                            [--device cpu|cuda[:N]] [--dtype float32|bfloat16] [--json] [--repeat N]
+                           [--store none|memory|file:DIR|redis:HOST:PORT|memory+file:DIR|memory+redis:HOST:PORT]
 
         FILE.json is one of:
           ["block 0", "block 1", ..., "final block"]
@@ -23,6 +24,10 @@ internal static class GenerateCommand
         Greedy unless --temperature > 0. Stops on the model's end-of-sequence tokens and the reference
         stop strings. --repeat N runs the same prompt N times in one session, so later runs reuse the
         blocks the first one encoded.
+        --store chooses where encoded blocks are kept (default memory: this process only). file:DIR
+        and redis:HOST:PORT keep them across runs, so a second run of the same prompt, in another
+        process, reuses every passage; memory+file:DIR and memory+redis:HOST:PORT put a memory tier
+        in front. A damaged or stale stored block is never used: it is encoded again.
         Prints the text as it is generated, then one line per run: TTFT, total time, tokens/s, blocks
         reused/encoded, prompt tokens computed, finish reason. --json prints instead one JSON object
         per run, on one line, with all of these fields and the token ids.
@@ -30,7 +35,7 @@ internal static class GenerateCommand
 
     public static async Task<int> RunAsync(CommandLine commandLine, TextWriter stdout)
     {
-        commandLine.RejectUnknown([.. ModelOptions.Names, "blocks", "mode", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "json", "repeat"]);
+        commandLine.RejectUnknown([.. ModelOptions.Names, "blocks", "mode", "max-new-tokens", "temperature", "top-k", "top-p", "seed", "json", "repeat", "store"]);
         var modelOptions = ModelOptions.Parse(commandLine);
         string blocksPath = commandLine.Required("blocks");
         string modeName = commandLine.Choice("mode", "block", "block", "full", "onepass");
@@ -42,6 +47,7 @@ internal static class GenerateCommand
         }
 
         bool json = commandLine.Flag("json");
+        var storeSpec = BlockStores.Parse(commandLine.Optional("store"));
 
         var prompt = BlocksFile.Read(blocksPath);
         using var model = modelOptions.Load();
@@ -50,17 +56,21 @@ internal static class GenerateCommand
             throw new InputException($"{modelOptions.Directory} has no tokenizer.json: generate needs one to tokenize the blocks and decode the text");
         }
 
-        var (store, storeName) = BlockStores.Create();
-        using (store)
+        var store = BlockStores.Create(storeSpec, model.Info);
+        try
         {
             using var session = new BlockSession(model, store);
             for (int run = 1; run <= repeat; run++)
             {
                 var result = await RunOnceAsync(session, prompt, options, json ? null : stdout, blocksPath).ConfigureAwait(false);
-                var report = new RunReport(run, repeat, modeName, storeName, model.Info.Device.ToString(), modelOptions.DTypeName, result);
+                var report = new RunReport(run, repeat, modeName, storeSpec.ToString(), model.Info.Device.ToString(), modelOptions.DTypeName, result);
                 stdout.WriteLine(json ? report.ToJson() : report.Summary());
                 stdout.Flush();
             }
+        }
+        finally
+        {
+            await BlockStores.DisposeAsync(store).ConfigureAwait(false);
         }
 
         return ExitCodes.Success;

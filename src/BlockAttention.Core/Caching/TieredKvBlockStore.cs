@@ -36,6 +36,7 @@ public sealed class TieredKvBlockStore : IKvBlockStore, IKvBlockEncodingObserver
     private readonly Lock _measureLock = new();
     private double _fetchBytesPerSecond;
     private double _encodeSecondsPerToken;
+    private double _bytesPerToken;
     private long _memoryHits, _slowHits, _misses, _skipped, _failures, _writesBehind, _writesDropped, _pending, _sets, _rejected;
     private long _skipCounter;
     private int _disposed;
@@ -48,6 +49,7 @@ public sealed class TieredKvBlockStore : IKvBlockStore, IKvBlockEncodingObserver
         _options = options ?? new TieredKvBlockStoreOptions();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(_options.MaxPendingWrites);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(_options.ProbeInterval);
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.DisposeTimeout, TimeSpan.Zero);
         _logger = (_options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger<TieredKvBlockStore>();
         // One slot more than the blocks it may hold, for a flush marker.
         _writes = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(_options.MaxPendingWrites + 1)
@@ -128,7 +130,7 @@ public sealed class TieredKvBlockStore : IKvBlockStore, IKvBlockEncodingObserver
             return null;
         }
 
-        RecordFetch(block.SizeInBytes, Stopwatch.GetElapsedTime(started));
+        RecordFetch(block.SizeInBytes, block.Length, Stopwatch.GetElapsedTime(started));
         Interlocked.Increment(ref _slowHits);
         try
         {
@@ -218,7 +220,7 @@ public sealed class TieredKvBlockStore : IKvBlockStore, IKvBlockEncodingObserver
         (_slow as IKvBlockEncodingObserver)?.OnBlockEncoded(tokens, elapsed);
     }
 
-    /// <summary>Finishes the pending writes, then disposes both tiers.</summary>
+    /// <summary>Finishes the pending writes (waiting at most <see cref="TieredKvBlockStoreOptions.DisposeTimeout"/>), then disposes both tiers.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
@@ -227,7 +229,16 @@ public sealed class TieredKvBlockStore : IKvBlockStore, IKvBlockEncodingObserver
         }
 
         _writes.Writer.TryComplete();
-        await _writer.ConfigureAwait(false);
+        try
+        {
+            await _writer.WaitAsync(_options.DisposeTimeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _logger.LogWarning("The slow tier did not finish within {Timeout}; {Pending} block write(s) abandoned",
+                _options.DisposeTimeout, Interlocked.Read(ref _pending));
+        }
+
         _memory.Dispose();
         switch (_slow)
         {
@@ -271,9 +282,7 @@ public sealed class TieredKvBlockStore : IKvBlockStore, IKvBlockEncodingObserver
         return Interlocked.Increment(ref _skipCounter) % _options.ProbeInterval != 0;
     }
 
-    private double _bytesPerToken;
-
-    private void RecordFetch(long bytes, TimeSpan elapsed)
+    private void RecordFetch(long bytes, int tokens, TimeSpan elapsed)
     {
         if (elapsed <= TimeSpan.Zero || bytes <= 0)
         {
@@ -283,6 +292,7 @@ public sealed class TieredKvBlockStore : IKvBlockStore, IKvBlockEncodingObserver
         double bandwidth = bytes / elapsed.TotalSeconds;
         lock (_measureLock)
         {
+            _bytesPerToken = (double)bytes / tokens;
             _fetchBytesPerSecond = _fetchBytesPerSecond == 0 ? bandwidth : Smooth(_fetchBytesPerSecond, bandwidth);
         }
     }

@@ -6,7 +6,13 @@ namespace BlockAttention.Caching;
 public sealed class TieredKvBlockStoreOptions
 {
     /// <summary>
-    /// The most blocks waiting to be written to the slow tier (default 64). When the queue is full,
+    /// How long <see cref="TieredKvBlockStore.DisposeAsync"/> waits for pending writes to finish
+    /// (default 30 s); past it, the rest are abandoned and a warning says how many.
+    /// </summary>
+    public TimeSpan DisposeTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The most blocks waiting for or being written to the slow tier (default 64). When the queue is full,
     /// a new block is kept in memory only and counted in <see cref="TieredKvBlockStoreStatistics.WritesDropped"/>:
     /// requests never wait for the slow tier.
     /// </summary>
