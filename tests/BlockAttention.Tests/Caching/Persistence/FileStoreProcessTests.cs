@@ -41,7 +41,11 @@ public class FileStoreProcessTests
                 break;
             }
 
-            writer.HasExited.Should().BeFalse($"the writer died on its own: {writer.StandardError.ReadToEnd()}");
+            if (writer.HasExited)
+            {
+                throw new InvalidOperationException($"the writer exited on its own ({writer.ExitCode}): {await writer.StandardError.ReadToEndAsync()}");
+            }
+
             DateTime.UtcNow.Should().BeBefore(deadline, "the writer should have written a block within a minute");
             await Task.Delay(2);
         }
