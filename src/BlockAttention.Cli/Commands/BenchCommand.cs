@@ -20,6 +20,8 @@ internal static class BenchCommand
                         [--device cpu|cuda] [--dtype float32|bfloat16] [--lengths 512,1024,2048,4096]
                         [--warmup N] [--repeats N] [--decode-tokens N] [--soak N] [--seed N]
                         [--out DIR] [--machine LABEL] [--baseline anchor_ttft.json]
+        blockattn bench --stores [--store-dir DIR] [--redis HOST:PORT] [--preset ... | --model DIR] [--device ...]
+                        [--dtype ...] [--lengths 4096] [--warmup N] [--repeats N] [--out DIR]
 
           Defaults: on cpu smollm2-135m, float32, lengths 512..4096; on cuda llama-3.1-8b, bfloat16,
           lengths 512..32768. --warmup 1, --repeats 3 on cpu and 5 on cuda (the CPU lengths then
@@ -27,10 +29,13 @@ internal static class BenchCommand
           --soak N: N consecutive block requests at the longest length, memory recorded.
           --baseline: the JSON of hf_baseline_ttft.py on the same card, to check full TTFT against.
           Exit code 1 when a target of the issue that applies to the run failed.
+          --stores: TTFT with the passages from memory, from the file store (in --store-dir, default a
+          temp folder), from Redis (when --redis is given) and encoded again, side by side, with the
+          stored bytes per token and each store's fetch bandwidth; default length 4096.
         """;
 
     private static readonly string[] s_known =
-        ["preset", "model", "device", "dtype", "lengths", "warmup", "repeats", "decode-tokens", "soak", "seed", "out", "machine", "baseline", "help"];
+        ["preset", "model", "device", "dtype", "lengths", "warmup", "repeats", "decode-tokens", "soak", "seed", "out", "machine", "baseline", "help", "stores", "store-dir", "redis"];
 
     public static int Run(CommandLine commandLine)
     {
@@ -44,6 +49,12 @@ internal static class BenchCommand
         var options = Parse(commandLine);
         try
         {
+            if (commandLine.Flag("stores"))
+            {
+                var storeOptions = commandLine.Optional("lengths") is null ? options with { Lengths = [4096] } : options;
+                return RunStoresAsync(storeOptions, commandLine.Optional("store-dir"), commandLine.Optional("redis")).GetAwaiter().GetResult();
+            }
+
             return RunAsync(options).GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or CheckpointFormatException)
@@ -134,6 +145,29 @@ internal static class BenchCommand
 
         Console.WriteLine($"wrote {jsonPath} and {markdownPath} ({total.Elapsed.TotalSeconds:F0} s)");
         return targets.All(t => t.Passed) ? 0 : 1;
+    }
+
+    private static async Task<int> RunStoresAsync(BenchOptions options, string? storeDirectory, string? redis)
+    {
+        TorchSharpNativeLibrary.EnsureRegistered();
+        var device = new Device(options.Device);
+        var machine = MachineProbe.Describe(device, options.Machine);
+        Console.Error.WriteLine($"bench --stores: {options.ModelName} on {options.Device} ({options.DType}), {machine.Label}; lengths {string.Join(',', options.Lengths)}");
+        using var model = options.CreateModel();
+        var bench = new StoreBench(model, options, storeDirectory, redis, Console.Error);
+        Directory.CreateDirectory(options.OutDirectory);
+        foreach (int length in options.Lengths)
+        {
+            var rows = await bench.RunAsync(length);
+            string markdown = StoreBench.Markdown(length, model.Info, rows);
+            string name = $"stores-{options.ModelName}-{options.DeviceKind}-{length}";
+            File.WriteAllText(Path.Combine(options.OutDirectory, name + ".md"), markdown);
+            File.WriteAllText(Path.Combine(options.OutDirectory, name + ".json"), StoreBench.Json(length, options, model.Info, rows));
+            Console.WriteLine($"{options.ModelName} on {options.Device} ({options.DType}), {machine.Label}, {length} tokens; medians of {options.Repeats} runs after {options.Warmup} warm-up");
+            Console.WriteLine(markdown);
+        }
+
+        return 0;
     }
 
     private static BenchOptions Parse(CommandLine commandLine)
