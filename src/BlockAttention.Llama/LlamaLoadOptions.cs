@@ -1,3 +1,4 @@
+using BlockAttention.Llama.Checkpoints;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Llama;
@@ -17,4 +18,7 @@ public sealed class LlamaLoadOptions
 
     /// <summary>How attention over a cached prefix is computed (default: chosen by device).</summary>
     public AttentionImplementation Attention { get; init; } = AttentionImplementation.Auto;
+
+    /// <summary>The largest size accepted for each kind of checkpoint file (default: <see cref="CheckpointFileLimits.Default"/>).</summary>
+    public CheckpointFileLimits FileLimits { get; init; } = CheckpointFileLimits.Default;
 }

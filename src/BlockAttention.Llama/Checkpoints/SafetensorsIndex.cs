@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.IO;
 
 namespace BlockAttention.Llama.Checkpoints;
 
@@ -10,13 +11,14 @@ internal static class SafetensorsIndex
 {
     /// <summary>Reads the index at <paramref name="indexPath"/>.</summary>
     /// <returns>(tensor name, full path of its shard) pairs in index order; every shard lies inside the index's folder.</returns>
-    public static List<(string Tensor, string ShardPath)> ReadWeightMap(string indexPath)
+    public static List<(string Tensor, string ShardPath)> ReadWeightMap(string indexPath, CheckpointFileLimits limits)
     {
         string directory = Path.GetDirectoryName(indexPath)!;
+        byte[] bytes = InputFile.ReadAllBytes(indexPath, limits.ShardIndexBytes, "shard index", CheckpointFileLimits.Hint(nameof(CheckpointFileLimits.ShardIndexBytes)));
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllText(indexPath));
+            document = StrictJson.Parse(bytes);
         }
         catch (JsonException e)
         {
