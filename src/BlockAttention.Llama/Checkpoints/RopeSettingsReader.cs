@@ -21,13 +21,13 @@ internal static class RopeSettingsReader
     public static RopeSettings Read(ConfigObject root)
     {
         RejectPartialRotary(root);
-        double? rootTheta = root.GetOptionalDouble("rope_theta");
+        double? rootTheta = CheckTheta(root, root.GetOptionalDouble("rope_theta"));
         ConfigObject? scaling = root.GetOptionalObject("rope_scaling");
 
         if (root.GetOptionalObject("rope_parameters") is { } parameters)
         {
             RejectPartialRotary(parameters);
-            double? theta = parameters.GetOptionalDouble("rope_theta");
+            double? theta = CheckTheta(parameters, parameters.GetOptionalDouble("rope_theta"));
             if (theta is not null && rootTheta is not null && theta != rootTheta)
             {
                 throw parameters.Invalid("rope_theta", $"is {ConfigObject.Format(theta.Value)} but the top-level 'rope_theta' is {ConfigObject.Format(rootTheta.Value)}");
@@ -60,12 +60,19 @@ internal static class RopeSettingsReader
         };
     }
 
+    // Checked where it was read, so the message names the key that holds it.
+    private static double? CheckTheta(ConfigObject source, double? theta)
+    {
+        if (theta is { } value && !(value > 0 && value <= MaxTheta))
+        {
+            throw source.Invalid("rope_theta", $"is {ConfigObject.Format(value)}, expected a positive number of at most {ConfigObject.Format(MaxTheta)}");
+        }
+
+        return theta;
+    }
+
     private static RopeSettings Build(ConfigObject source, double theta, RopeType type)
     {
-        if (!(theta > 0 && theta <= MaxTheta))
-        {
-            throw source.Invalid("rope_theta", $"is {ConfigObject.Format(theta)}, expected a positive number of at most {ConfigObject.Format(MaxTheta)}");
-        }
 
         if (type == RopeType.Default)
         {

@@ -45,7 +45,7 @@ internal static class JsonFile
 
     public static string Describe(JsonElement element) =>
         element.ValueKind is JsonValueKind.Object or JsonValueKind.Array
-            ? $"a{(element.ValueKind == JsonValueKind.Array ? "n" : "")} {element.ValueKind}"
+            ? $"an {element.ValueKind}"
             : Abbreviate(element.GetRawText());
 
     // A hostile value can be megabytes long; a message needs only its start.
