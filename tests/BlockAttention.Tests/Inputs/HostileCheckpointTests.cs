@@ -65,6 +65,22 @@ public class HostileCheckpointTests
     }
 
     [Theory]
+    [InlineData("\\u0000")]
+    [InlineData("shard\\u0000.safetensors")]
+    public void A_shard_name_no_path_can_hold_is_named(string shard)
+    {
+        // Found by the property tests: a NUL made Path throw an ArgumentException naming neither file.
+        using var folder = SpecialFiles.CopyOfModel(Llama3);
+        File.Move(folder.File("model.safetensors"), folder.File("model-00001-of-00001.safetensors"));
+        File.WriteAllText(folder.File("model.safetensors.index.json"), "{\"weight_map\": {\"model.norm.weight\": \"" + shard + "\"}}");
+
+        var act = () => CheckpointFolder.Open(folder.Path).Dispose();
+
+        act.Should().Throw<CheckpointFormatException>()
+            .Where(e => e.Key == "model.norm.weight" && e.FilePath == folder.File("model.safetensors.index.json") && e.Message.Contains("not a valid file name"));
+    }
+
+    [Theory]
     [InlineData(nameof(CheckpointFileLimits.ConfigJsonBytes), "config.json")]
     [InlineData(nameof(CheckpointFileLimits.TokenizerJsonBytes), "tokenizer.json")]
     [InlineData(nameof(CheckpointFileLimits.TokenizerConfigJsonBytes), "tokenizer_config.json")]
