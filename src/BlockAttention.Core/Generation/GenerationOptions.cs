@@ -10,7 +10,10 @@ public sealed record GenerationOptions
     /// <summary>Block (default), Full or BlockOnePass.</summary>
     public AttentionMode Mode { get; init; } = AttentionMode.Block;
 
-    /// <summary>The most tokens to generate (at least 1). Default 256.</summary>
+    /// <summary>
+    /// The most tokens to generate (at least 1; up to <see cref="int.MaxValue"/>). Default 256.
+    /// Generation also ends when the sequence reaches the model's positions.
+    /// </summary>
     public int MaxNewTokens { get; init; } = 256;
 
     /// <summary>0 (default) picks the most likely token (greedy); above 0 samples with this temperature.</summary>
