@@ -64,6 +64,7 @@ public sealed class BlockSession : IDisposable
 
     /// <summary>Generates a completion of <paramref name="prompt"/>.</summary>
     /// <exception cref="ArgumentException">The prompt or options are invalid: empty final block, longer than the model's positions, bad option values.</exception>
+    /// <exception cref="ObjectDisposedException">The session, its model or its store was disposed (also while the request ran).</exception>
     public async Task<GenerationResult> GenerateAsync(BlockPrompt prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         GenerationResult? result = null;
@@ -335,7 +336,7 @@ public sealed class BlockSession : IDisposable
     {
         if (options.StopTokenIds is { } ids && ids.FirstOrDefault(id => id >= _model.Info.VocabSize, -1) is int outside and >= 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(options), outside,
+            throw new ArgumentOutOfRangeException(nameof(GenerationOptions.StopTokenIds), outside,
                 $"StopTokenIds holds {outside}, outside the model's vocabulary (0..{_model.Info.VocabSize - 1})");
         }
     }
