@@ -21,8 +21,7 @@ public class DisposalLeakTests
     [Fact]
     public async Task Disposals_racing_requests_leave_no_tensor_behind()
     {
-        CollectGarbage(); // earlier tests' garbage must not be finalized during the count
-        long before = Tensor.TotalCount;
+        long before = SettledTensorCount();
         bool noCollections = GC.TryStartNoGCRegion(200_000_000);
         try
         {
@@ -64,10 +63,28 @@ public class DisposalLeakTests
 
     private static GenerationOptions Options(AttentionMode mode) => new() { Mode = mode, MaxNewTokens = 300, StopStrings = [], StopTokenIds = [] };
 
-    private static void CollectGarbage()
+    /// <summary>
+    /// The live tensor count once earlier tests' garbage is finalized and their stores' background
+    /// eviction callbacks have run: it must not move during the count for another reason.
+    /// </summary>
+    private static long SettledTensorCount()
     {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
+        long count = -1;
+        for (int attempt = 0; attempt < 20; attempt++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+            long now = Tensor.TotalCount;
+            if (now == count)
+            {
+                break;
+            }
+
+            count = now;
+            Thread.Sleep(100);
+        }
+
+        return count;
     }
 }
