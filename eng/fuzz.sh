@@ -38,6 +38,9 @@ fi
 echo "== building and instrumenting"
 rm -rf "$out"
 dotnet publish "$fuzz/BlockAttention.Fuzz/BlockAttention.Fuzz.csproj" -c Release -o "$out" -v quiet -nologo
+# Instrumented code needs afl-fuzz's shared memory, so crashes are replayed with an uninstrumented copy.
+rm -rf "$out-replay"
+cp -r "$out" "$out-replay"
 # Coverage is collected from the library's own code; the framework and packages stay uninstrumented.
 for assembly in BlockAttention.Core.dll BlockAttention.Llama.dll; do
   "$tools/sharpfuzz" "$out/$assembly"
@@ -63,7 +66,7 @@ for target in "${targets[@]}"; do
   echo "$target: $execs executions, $paths inputs in the corpus, ${#crashes[@]} crashes, ${#hangs[@]} hangs"
   if [ "${#crashes[@]}" -gt 0 ] || [ "${#hangs[@]}" -gt 0 ]; then
     status=1
-    "$out/BlockAttention.Fuzz" "$target" --replay "${crashes[@]}" "${hangs[@]}" || true
+    "$out-replay/BlockAttention.Fuzz" "$target" --replay "${crashes[@]}" "${hangs[@]}" || true
   fi
 done
 

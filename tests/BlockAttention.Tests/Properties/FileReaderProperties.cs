@@ -16,11 +16,11 @@ namespace BlockAttention.Tests.Properties;
 /// <summary>
 /// Property-based tests: valid fixtures damaged at random (truncated, bits flipped, values of another
 /// JSON kind, extreme numbers, odd Unicode) are read into a result or refused with the reader's
-/// documented exception, in bounded time and memory. Each reader gets a few hundred inputs.
+/// documented exception, in bounded time and memory. Each reader gets several hundred inputs (about half a minute in all).
 /// </summary>
 public sealed class FileReaderProperties : IDisposable
 {
-    private const long Iterations = 400;
+    private const long Iterations = 1500;
     private readonly TempDirectory _folder = new();
 
     public void Dispose() => _folder.Dispose();
