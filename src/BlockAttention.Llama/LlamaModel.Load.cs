@@ -37,11 +37,11 @@ public sealed partial class LlamaModel
                 configPath, config.AttentionBias ? "attention_bias" : "mlp_bias");
         }
 
-        // A checkpoint without tokenizer.json still runs prompts given as token ids.
-        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath, limits) : null;
-
         // Every size the config names is checked against the tensors present before anything is allocated.
         CheckpointShapeCheck.Verify(config, checkpoint);
+
+        // A checkpoint without tokenizer.json still runs prompts given as token ids.
+        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath, limits) : null;
 
         var fingerprint = new XxHash128();
         fingerprint.Append(InputFile.ReadAllBytes(configPath, limits.ConfigJsonBytes, CheckpointFolder.ConfigFileName));

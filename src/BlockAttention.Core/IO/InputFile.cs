@@ -39,6 +39,7 @@ public static class InputFile
     public static byte[] ReadAllBytes(string path, long maxBytes, string kind, string? howToRaise = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentException.ThrowIfNullOrEmpty(kind);
         ArgumentOutOfRangeException.ThrowIfNegative(maxBytes);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maxBytes, Array.MaxLength - 1L);
         string fullPath = Path.GetFullPath(path);
