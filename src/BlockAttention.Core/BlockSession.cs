@@ -53,7 +53,10 @@ public sealed class BlockSession : IDisposable
     public ICausalLanguageModel Model => _model;
 
     /// <summary>Generates a completion of <paramref name="prompt"/>.</summary>
-    /// <exception cref="ArgumentException">The prompt or options are invalid: empty final block, longer than the model's positions, bad option values.</exception>
+    /// <exception cref="ArgumentException">
+    /// The prompt or options are invalid: more text than <see cref="GenerationOptions.MaxPromptCharacters"/> (checked
+    /// before tokenization), empty final block, longer than the model's positions, bad option values.
+    /// </exception>
     public async Task<GenerationResult> GenerateAsync(BlockPrompt prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         GenerationResult? result = null;
@@ -77,7 +80,7 @@ public sealed class BlockSession : IDisposable
         options ??= new GenerationOptions();
         options.Validate();
         var clock = Stopwatch.StartNew();
-        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
         int capacity = Math.Min(request.TotalLength + options.MaxNewTokens - 1, _model.Info.MaxPositions);
         var stopTokens = new HashSet<int>(options.StopTokenIds ?? _model.Info.EndOfSequenceTokenIds);
         var sampler = new TokenSampler(options);
@@ -177,7 +180,7 @@ public sealed class BlockSession : IDisposable
     internal async Task<float[]> FirstTokenLogitsAsync(BlockPrompt prompt, GenerationOptions options, CancellationToken cancellationToken = default)
     {
         options.Validate();
-        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
         using var cache = _model.CreateCache(request.TotalLength);
         float[]? logits = null;
         await PrefillAsync(request, options, cache, row =>
