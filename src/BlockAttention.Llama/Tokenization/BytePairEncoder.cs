@@ -3,7 +3,7 @@ namespace BlockAttention.Llama.Tokenization;
 /// <summary>
 /// Byte-level BPE merging of one piece, as Hugging Face <c>tokenizers</c> does it (<c>Word::merge_all</c>):
 /// the symbols form a linked list and a binary heap holds every adjacent pair that has a merge, ordered by
-/// merge rank and then by position (a four-way heap of packed longs). The lowest entry is merged and the pairs it forms with its neighbours are
+/// merge rank and then by position. The lowest entry is merged and the pairs it forms with its neighbours are
 /// queued; an entry whose pair has changed since it was queued is dropped when it comes out, by the same test
 /// as the reference (the pair now there must merge into the same token).
 /// </summary>
@@ -17,6 +17,9 @@ internal sealed class BytePairEncoder
 {
     // previous[i] of a symbol merged into its left neighbour.
     private const int Removed = -2;
+
+    // Pieces longer than this queue their merges in MergeRuns, shorter ones in MergeHeap.
+    private const int RunQueueFromBytes = 48;
 
     private readonly Dictionary<long, Merge> _merges;
     private readonly int[] _newIdByRank;
@@ -63,31 +66,49 @@ internal sealed class BytePairEncoder
 
         scratch.Reset(n);
         Span<int> symbol = scratch.Symbols.AsSpan(0, n);
-        Span<int> previous = scratch.Previous.AsSpan(0, n);
         Span<int> next = scratch.Next.AsSpan(0, n);
-
         for (int i = 0; i < n; i++)
         {
             symbol[i] = _byteIds[bytes[i]];
-            previous[i] = i - 1;
+            scratch.Previous[i] = i - 1;
             next[i] = i + 1 < n ? i + 1 : -1;
         }
 
+        // Both queues give entries in the same order; the run queue is faster once a piece is long.
+        if (n <= RunQueueFromBytes)
+        {
+            MergeAll(scratch.Heap, scratch, n);
+        }
+        else
+        {
+            MergeAll(scratch.Runs, scratch, n);
+        }
+
+        for (int i = 0; i >= 0; i = next[i])
+        {
+            ids.Add(symbol[i]);
+        }
+    }
+
+    private void MergeAll<TQueue>(TQueue queue, Scratch scratch, int n)
+        where TQueue : IMergeQueue
+    {
+        Span<int> symbol = scratch.Symbols.AsSpan(0, n);
+        Span<int> previous = scratch.Previous.AsSpan(0, n);
+        Span<int> next = scratch.Next.AsSpan(0, n);
+
+        queue.Clear();
         for (int i = 0; i + 1 < n; i++)
         {
             if (_merges.TryGetValue(Key(symbol[i], symbol[i + 1]), out Merge merge))
             {
-                scratch.Add(Entry(merge.Rank, i));
+                queue.AddInOrder(merge.Rank, i);
             }
         }
 
-        scratch.Heapify();
-
-        while (scratch.TryPop(out long entry))
+        queue.Build();
+        while (queue.TryPop(out int queuedRank, out int position))
         {
-            int position = (int)entry;
-            int queuedRank = (int)(entry >>> 32);
-
             // A removed symbol, or the last one, has no pair.
             if (previous[position] == Removed || next[position] < 0)
             {
@@ -108,34 +129,17 @@ internal sealed class BytePairEncoder
                 previous[next[right]] = position;
             }
 
-            if (previous[position] >= 0)
+            if (previous[position] >= 0 && _merges.TryGetValue(Key(symbol[previous[position]], symbol[position]), out Merge before))
             {
-                Enqueue(scratch, previous[position], symbol[previous[position]], symbol[position]);
+                queue.Push(before.Rank, previous[position]);
             }
 
-            if (next[position] >= 0)
+            if (next[position] >= 0 && _merges.TryGetValue(Key(symbol[position], symbol[next[position]]), out Merge after))
             {
-                Enqueue(scratch, position, symbol[position], symbol[next[position]]);
+                queue.Push(after.Rank, position);
             }
         }
-
-        for (int i = 0; i >= 0; i = next[i])
-        {
-            ids.Add(symbol[i]);
-        }
     }
-
-    private void Enqueue(Scratch scratch, int position, int left, int right)
-    {
-        if (_merges.TryGetValue(Key(left, right), out Merge merge))
-        {
-            scratch.Push(Entry(merge.Rank, position));
-        }
-    }
-
-    // Lowest rank first; among equal ranks the leftmost. Both are non-negative, so the packed value orders as the
-    // pair (rank, position) does.
-    private static long Entry(int rank, int position) => ((long)rank << 32) | (uint)position;
 
     private static long Key(int left, int right) => ((long)left << 32) | (uint)right;
 
@@ -158,16 +162,15 @@ internal sealed class BytePairEncoder
     /// <summary>Working buffers for <see cref="Encode"/>, grown as needed; one per encoding call, never shared between threads.</summary>
     internal sealed class Scratch
     {
-        private const int Arity = 4;
-
-        private long[] _heap = new long[64];
-        private int _count;
-
         public int[] Symbols { get; private set; } = new int[64];
 
         public int[] Previous { get; private set; } = new int[64];
 
         public int[] Next { get; private set; } = new int[64];
+
+        public MergeHeap Heap { get; } = new();
+
+        public MergeRuns Runs { get; } = new();
 
         public void Reset(int length)
         {
@@ -178,106 +181,6 @@ internal sealed class BytePairEncoder
                 Previous = new int[size];
                 Next = new int[size];
             }
-
-            _count = 0;
-        }
-
-        /// <summary>Adds <paramref name="value"/> to the heap without ordering it; <see cref="Heapify"/> orders them all.</summary>
-        public void Add(long value)
-        {
-            if (_count == _heap.Length)
-            {
-                Array.Resize(ref _heap, _heap.Length * 2);
-            }
-
-            _heap[_count++] = value;
-        }
-
-        /// <summary>Orders the values added by <see cref="Add"/> into a heap, in time linear in their number.</summary>
-        public void Heapify()
-        {
-            for (int i = (_count - 2) / Arity; i >= 0; i--)
-            {
-                SiftDown(i, _heap[i]);
-            }
-        }
-
-        /// <summary>Adds <paramref name="value"/> to the min-heap.</summary>
-        public void Push(long value)
-        {
-            if (_count == _heap.Length)
-            {
-                Array.Resize(ref _heap, _heap.Length * 2);
-            }
-
-            int i = _count++;
-            while (i > 0)
-            {
-                int parent = (i - 1) / Arity;
-                if (_heap[parent] <= value)
-                {
-                    break;
-                }
-
-                _heap[i] = _heap[parent];
-                i = parent;
-            }
-
-            _heap[i] = value;
-        }
-
-        /// <summary>Removes the smallest value of the min-heap.</summary>
-        public bool TryPop(out long value)
-        {
-            if (_count == 0)
-            {
-                value = 0;
-                return false;
-            }
-
-            value = _heap[0];
-            long last = _heap[--_count];
-            if (_count > 0)
-            {
-                SiftDown(0, last);
-            }
-
-            return true;
-        }
-
-        private void SiftDown(int i, long value)
-        {
-            long[] heap = _heap;
-            while (true)
-            {
-                int first = (Arity * i) + 1;
-                if (first >= _count)
-                {
-                    break;
-                }
-
-                // The smallest of up to four children: a four-way heap is half as deep as a binary one, and its
-                // children sit in one cache line.
-                int end = Math.Min(first + Arity, _count);
-                int child = first;
-                for (int c = first + 1; c < end; c++)
-                {
-                    if (heap[c] < heap[child])
-                    {
-                        child = c;
-                    }
-                }
-
-                if (value <= heap[child])
-                {
-                    break;
-                }
-
-                heap[i] = heap[child];
-                i = child;
-            }
-
-            heap[i] = value;
         }
     }
 }
