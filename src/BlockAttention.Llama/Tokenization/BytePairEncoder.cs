@@ -2,15 +2,15 @@ namespace BlockAttention.Llama.Tokenization;
 
 /// <summary>
 /// Byte-level BPE merging of one piece, as Hugging Face <c>tokenizers</c> does it (<c>Word::merge_all</c>):
-/// the symbols form a linked list and a binary heap holds every adjacent pair that has a merge, ordered by
-/// merge rank and then by position. The lowest entry is merged and the pairs it forms with its neighbours are
+/// the symbols form a linked list and a priority queue (<see cref="IMergeQueue"/>) holds every adjacent pair that
+/// has a merge, ordered by merge rank and then by position. The lowest entry is merged and the pairs it forms with its neighbours are
 /// queued; an entry whose pair has changed since it was queued is dropped when it comes out, by the same test
 /// as the reference (the pair now there must merge into the same token).
 /// </summary>
 /// <remarks>
 /// Each merge removes one symbol and queues at most two pairs, so a piece of <c>n</c> bytes costs
 /// O(n log n) however long it is: a megabyte of one repeated character is one piece, and merging it by
-/// rescanning all pairs after every merge (the textbook loop) takes minutes. Working memory is about 30 bytes
+/// rescanning all pairs after every merge (the textbook loop) takes minutes. Working memory is about 40 bytes
 /// per byte of the piece.
 /// </remarks>
 internal sealed class BytePairEncoder
@@ -162,6 +162,8 @@ internal sealed class BytePairEncoder
     /// <summary>Working buffers for <see cref="Encode"/>, grown as needed; one per encoding call, never shared between threads.</summary>
     internal sealed class Scratch
     {
+        private MergeRuns? _runs;
+
         public int[] Symbols { get; private set; } = new int[64];
 
         public int[] Previous { get; private set; } = new int[64];
@@ -170,7 +172,8 @@ internal sealed class BytePairEncoder
 
         public MergeHeap Heap { get; } = new();
 
-        public MergeRuns Runs { get; } = new();
+        // Made on first use: most texts have no piece long enough to need it.
+        public MergeRuns Runs => _runs ??= new();
 
         public void Reset(int length)
         {
