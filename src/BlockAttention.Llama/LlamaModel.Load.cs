@@ -41,7 +41,7 @@ public sealed partial class LlamaModel
         CheckpointShapeCheck.Verify(config, checkpoint);
 
         // A checkpoint without tokenizer.json still runs prompts given as token ids.
-        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath, limits) : null;
+        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath, options.Tokenizer, limits) : null;
 
         var fingerprint = new XxHash128();
         fingerprint.Append(InputFile.ReadAllBytes(configPath, limits.ConfigJsonBytes, CheckpointFolder.ConfigFileName));
