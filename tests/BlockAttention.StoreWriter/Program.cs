@@ -4,7 +4,7 @@ using BlockAttention.Runtime;
 using static TorchSharp.torch;
 
 // Usage:
-//   loop DIR TOKENS        writes blocks 0, 1, 2, ... (at most 64) of TOKENS tokens each until
+//   loop DIR TOKENS        writes blocks 0, 1, 2, ... (at most 16) of TOKENS tokens each until
 //                          killed, printing "wrote N" after each one is in place
 //   same DIR TOKENS COUNT  writes block 0 of TOKENS tokens COUNT times (racing another writer)
 // Block contents are a pure function of the block number (StoreWriterBlocks), so the test can
@@ -16,7 +16,7 @@ int tokens = int.Parse(args[2], System.Globalization.CultureInfo.InvariantCultur
 var store = new FileKvBlockStore(new FileKvBlockStoreOptions { Directory = directory });
 if (mode == "loop")
 {
-    for (int n = 0; n < 64; n++)
+    for (int n = 0; n < 16; n++)
     {
         var block = StoreWriterBlocks.Create(n, tokens);
         try

@@ -13,6 +13,7 @@ public class FileStoreProcessTests
         using var dir = new TempDirectory();
         const int Tokens = 4096; // 16 MiB per block: long enough to be killed inside a write
         using var writer = StartWriter("loop", dir.Path, Tokens);
+        using var killer = new KillOnDispose(writer); // never leave a writer running, whatever fails
         var written = new List<int>();
         var writing = Task.Run(() =>
         {
@@ -83,6 +84,8 @@ public class FileStoreProcessTests
         const int Tokens = 2048;
         using var first = StartWriter("same", dir.Path, Tokens, 15);
         using var second = StartWriter("same", dir.Path, Tokens, 15);
+        using var killFirst = new KillOnDispose(first);
+        using var killSecond = new KillOnDispose(second);
         var expected = StoredBlocksOfWriter(Tokens);
         var store = FileKvBlockStoreTests.Open(dir.Path);
         int hits = 0, misses = 0;
@@ -133,5 +136,24 @@ public class FileStoreProcessTests
         }
 
         return Process.Start(start) ?? throw new InvalidOperationException("could not start the writer");
+    }
+
+    private sealed class KillOnDispose(Process process) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                if (!process.HasExited)
+                {
+                    process.Kill();
+                    process.WaitForExit();
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Already gone.
+            }
+        }
     }
 }
