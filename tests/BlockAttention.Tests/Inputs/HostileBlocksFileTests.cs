@@ -1,6 +1,6 @@
 using System.Text;
 using BlockAttention.Cli;
-using BlockAttention.Cli.Generation;
+using BlockAttention.Cli.Generate;
 using BlockAttention.Tests.Checkpoints;
 using BlockAttention.Tests.Cli;
 using BlockAttention.Tests.Fixtures;

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json.Nodes;
 using BlockAttention.Cli;
-using BlockAttention.Cli.Generation;
+using BlockAttention.Cli.Generate;
 using BlockAttention.IO;
 using BlockAttention.Llama.Checkpoints;
 using BlockAttention.Llama.Tokenization;
