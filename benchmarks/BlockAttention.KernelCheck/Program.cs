@@ -36,10 +36,12 @@ report.AppendLine("# Segment-attention kernel check");
 report.AppendLine();
 report.AppendLine($"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; cases {cases}, seed {seed}");
 report.AppendLine("- Reference: float64, keys rotated by their segment's offset, queries by their position (exact float64 angles), masked softmax over all keys.");
-report.AppendLine("- Pass: |kernel - reference| <= atol + rtol * |reference| for every element (float32 1e-3 + 1e-3, float16 2e-3 + 2e-3, bfloat16 8e-3 + 8e-3), with NaN-poisoned outputs and partials.");
+report.AppendLine("- Pass: |kernel - reference| <= atol + rtol * |reference| for every element (float32 1e-3 + 1e-3, float16 2e-3 + 2e-3, bfloat16 1e-2 + 1e-2), with NaN-poisoned outputs and partials.");
 report.AppendLine();
-report.AppendLine("| # | dtype | d | kv heads | group | rows n | segments | keys | layer | chunks | max abs err | max rel-to-scale err | result |");
-report.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+report.AppendLine("bfloat16 and float16 cases alternate between the tensor-core kernel (mma) and the CUDA-core one (fma), which float32 always uses.");
+report.AppendLine();
+report.AppendLine("| # | dtype | kernel | d | kv heads | group | rows n | segments | keys | layer | chunks | max abs err | max rel-to-scale err | result |");
+report.AppendLine("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 
 var random = new Random(seed);
 manual_seed(seed);
@@ -49,7 +51,8 @@ ScalarType[] dtypes = [ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float
 for (int c = 0; c < cases; c++)
 {
     var dtype = dtypes[c % 3];
-    int headDim = random.Next(2) == 0 ? 64 : 128;
+    // The bench's and real models' 64 and 128 mostly; 8 and 16 (the fixture models', CUDA cores only) sometimes.
+    int headDim = random.Next(10) switch { 0 => 8, 1 => 16, < 6 => 64, _ => 128 };
     int kvHeads = new[] { 1, 2, 4, 8 }[random.Next(4)];
     int group = 1 + random.Next(8);
     int n = random.Next(4) switch { 0 => 1, 1 => 1 + random.Next(16), 2 => 1 + random.Next(128), _ => 128 };
@@ -75,14 +78,15 @@ for (int c = 0; c < cases; c++)
     }
 
     int tailBefore = random.Next(3) == 0 ? random.Next(300) : 0;
-    var result = RunCase(c, dtype, headDim, kvHeads, group, n, lengths, tailBefore);
+    bool mma = CudaKernels.SupportsTensorCores(dtype, headDim) && (c / 3) % 2 == 0;
+    var result = RunCase(c, dtype, mma, headDim, kvHeads, group, n, lengths, tailBefore);
     report.AppendLine(result.Line);
     if (!result.Pass)
     {
         failures++;
     }
 
-    string key = $"{dtype}";
+    string key = $"{dtype}/{(mma ? "mma" : "fma")}";
     worst[key] = Math.Max(worst.GetValueOrDefault(key), result.MaxAbs);
     Console.WriteLine(result.Line);
 }
@@ -100,13 +104,13 @@ if (outPath is not null)
 
 return failures == 0 ? 0 : 1;
 
-(bool Pass, double MaxAbs, string Line) RunCase(int index, ScalarType dtype, int headDim, int kvHeads, int group, int n, List<int> lengths, int tailBefore)
+(bool Pass, double MaxAbs, string Line) RunCase(int index, ScalarType dtype, bool mma, int headDim, int kvHeads, int group, int n, List<int> lengths, int tailBefore)
 {
     using var scope = NewDisposeScope();
     var kernels = CudaKernels.TryGet(device, dtype, headDim) ?? throw new InvalidOperationException($"kernels unavailable: {CudaKernels.Status}");
     int heads = kvHeads * group, layers = 2, layer = random.Next(2);
     var frequencies = Frequencies(headDim, random.Next(2) == 0 ? 10000.0 : 500000.0);
-    using var attention = new SegmentAttention(kernels, frequencies, heads, kvHeads, headDim, dtype, device) { PoisonPartials = true };
+    using var attention = new SegmentAttention(kernels, frequencies, heads, kvHeads, headDim, dtype, device) { PoisonPartials = true, UseTensorCores = mma };
 
     var segments = new List<KvSegment>();
     int position = 0;
@@ -134,13 +138,13 @@ return failures == 0 ? 0 : 1;
         plan.Attend(qkv, layer, output);
         var reference = Reference(qkv.narrow(1, 0, heads), segments, layer, frequencies, queryPosition, total, kvHeads, group, headDim);
         var got = output.to(ScalarType.Float64);
-        var (atol, rtol) = dtype switch { ScalarType.Float32 => (1e-3, 1e-3), ScalarType.Float16 => (2e-3, 2e-3), _ => (8e-3, 8e-3) };
+        var (atol, rtol) = dtype switch { ScalarType.Float32 => (1e-3, 1e-3), ScalarType.Float16 => (2e-3, 2e-3), _ => (1e-2, 1e-2) };
         var error = got.sub(reference).abs();
         double maxAbs = error.max().item<double>();
         bool finite = got.isfinite().all().item<bool>();
         bool pass = finite && error.le(reference.abs().mul(rtol).add(atol)).all().item<bool>();
         double scale = Math.Max(1e-12, reference.abs().max().item<double>());
-        string line = $"| {index} | {dtype} | {headDim} | {kvHeads} | {group} | {n} | {lengths.Count} + tail {tailLength} | {total} | {layer} | {plan.Chunks} | "
+        string line = $"| {index} | {dtype} | {(plan.TensorCores ? "mma" : "fma")} | {headDim} | {kvHeads} | {group} | {n} | {lengths.Count} + tail {tailLength} | {total} | {layer} | {plan.Chunks} | "
             + $"{(finite ? maxAbs.ToString("E2", CultureInfo.InvariantCulture) : "NaN")} | {(finite ? (maxAbs / scale).ToString("E2", CultureInfo.InvariantCulture) : "NaN")} | {(pass ? "pass" : "**FAIL**")} |";
         return (pass, finite ? maxAbs : double.PositiveInfinity, line);
     }
@@ -205,12 +209,14 @@ string Timing()
     var sb = new StringBuilder();
     sb.AppendLine("## Kernel time at the bench's shape (one layer; Llama-3.1-8B heads, bf16)");
     sb.AppendLine();
-    sb.AppendLine("| cached tokens | passages | query rows | chunks | split + combine us | KV read GB/s |");
-    sb.AppendLine("|---:|---:|---:|---:|---:|---:|");
+    sb.AppendLine("| kernel | cached tokens | passages | query rows | chunks | split + combine us | KV read GB/s |");
+    sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
     var kernels = CudaKernels.TryGet(device, ScalarType.BFloat16, 128)!;
     using var attention = new SegmentAttention(kernels, Frequencies(128, 500000), 32, 8, 128, ScalarType.BFloat16, device);
+    foreach (bool mma in new[] { true, false })
     foreach (int tokens in new[] { 2048, 4096, 8192, 32768 })
     {
+        attention.UseTensorCores = mma;
         foreach (int n in new[] { 50, 1 })
         {
             using var scope = NewDisposeScope();
@@ -244,7 +250,7 @@ string Timing()
             cuda.synchronize();
             double us = clock.Elapsed.TotalMicroseconds / runs;
             double bytes = 2.0 * (tokens + n) * 8 * 128 * 2;
-            sb.AppendLine($"| {tokens} | {passages} | {n} | {plan.Chunks} | {us:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
+            sb.AppendLine($"| {(mma ? "mma" : "fma")} | {tokens} | {passages} | {n} | {plan.Chunks} | {us:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
         }
     }
 

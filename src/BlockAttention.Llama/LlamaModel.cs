@@ -94,6 +94,11 @@ public sealed partial class LlamaModel : ICausalLanguageModel, IKvPrefixAttentio
         }
 
         ValidateTokenIds(tokens);
+        if (cache.Prefix is not null && s_fusedLayers)
+        {
+            return ForwardInPlace(tokens, cache, logitsToKeep, start);
+        }
+
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         var ids = TokenTensor(tokens);

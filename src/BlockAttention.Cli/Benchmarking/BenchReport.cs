@@ -42,6 +42,12 @@ internal sealed record BenchReport
 
     public SoakResult? Soak { get; init; }
 
+    /// <summary>How cached passages reach the final block: "segment table" (read in place) or "assembly" (re-encoded into a request cache).</summary>
+    public string? CachedBlocks { get; init; }
+
+    /// <summary>Concurrent block requests over the same passages, with the device memory they took.</summary>
+    public ConcurrentResult? Concurrent { get; init; }
+
     public required IReadOnlyList<TargetCheck> Targets { get; init; }
 
     /// <summary>Seconds the whole run took, model creation included.</summary>
@@ -226,6 +232,23 @@ internal sealed record SoakResult
     public long RssGrowthBytes => RssEndBytes - RssAfterWarmupBytes;
 
     public long? GpuGrowthBytes => GpuEndBytes - GpuAfterWarmupBytes;
+}
+
+/// <summary>Requests run at the same time over the same passages (new questions), each decoding a few tokens.</summary>
+internal sealed record ConcurrentResult
+{
+    public required int Requests { get; init; }
+
+    public required int Tokens { get; init; }
+
+    /// <summary>Bytes of KV the passages take once.</summary>
+    public required long PassageKvBytes { get; init; }
+
+    public long? GpuBeforeBytes { get; init; }
+
+    public long? GpuAfterBytes { get; init; }
+
+    public required double WallMs { get; init; }
 }
 
 /// <summary>One target of the issue, checked against this run.</summary>

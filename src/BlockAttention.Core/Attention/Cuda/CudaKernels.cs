@@ -24,7 +24,7 @@ internal sealed class CudaKernels
     private static Nvrtc? s_nvrtc;
     private static string? s_nvrtcTried;
 
-    private readonly Dictionary<(int Element, int HeadDim, int Rows), (nint Split, nint Combine)> _functions = [];
+    private readonly Dictionary<(int Element, int HeadDim, int Rows), KernelFunctions> _functions = [];
     private readonly Lock _functionLock = new();
     private readonly nint _context;
     private readonly int _ordinal;
@@ -54,7 +54,11 @@ internal sealed class CudaKernels
 
     /// <summary>True when the kernels exist for this element type and head size.</summary>
     public static bool Supports(ScalarType dtype, int headDim) =>
-        dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 && headDim is 64 or 128;
+        dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 && headDim % 4 == 0 && headDim is >= 8 and <= 128;
+
+    /// <summary>True when the tensor-core kernel exists for this element type and head size.</summary>
+    public static bool SupportsTensorCores(ScalarType dtype, int headDim) =>
+        dtype is ScalarType.BFloat16 or ScalarType.Float16 && headDim % 16 == 0 && headDim <= 128;
 
     /// <summary>
     /// The kernels for <paramref name="device"/>, compiled for <paramref name="dtype"/> and
@@ -97,8 +101,11 @@ internal sealed class CudaKernels
 
         try
         {
-            kernels.Functions(dtype, headDim, 16);
             kernels.Functions(dtype, headDim, 64);
+            if (headDim >= 16)
+            {
+                kernels.Functions(dtype, headDim, 16);
+            }
         }
         catch (InvalidOperationException e)
         {
@@ -110,8 +117,8 @@ internal sealed class CudaKernels
         return kernels;
     }
 
-    /// <summary>The split and combine kernels of one variant, compiled on first use.</summary>
-    public (nint Split, nint Combine) Functions(ScalarType dtype, int headDim, int rows)
+    /// <summary>The kernels of one variant, compiled on first use.</summary>
+    public KernelFunctions Functions(ScalarType dtype, int headDim, int rows)
     {
         int element = dtype switch
         {
@@ -142,8 +149,19 @@ internal sealed class CudaKernels
             CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint split, module, "segment_attention_split"), "cuModuleGetFunction");
             CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint combine, module, "segment_attention_combine"), "cuModuleGetFunction");
             CudaDriverApi.Check(CudaDriverApi.cuFuncSetAttribute(split, CudaDriverApi.FunctionAttributeMaxDynamicSharedSizeBytes, SegmentAttention.SharedBytes(headDim, rows)), "cuFuncSetAttribute");
-            _functions[(element, headDim, rows)] = (split, combine);
-            return (split, combine);
+            nint splitMma = 0;
+            if (SupportsTensorCores(dtype, headDim))
+            {
+                CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out splitMma, module, "segment_attention_split_mma"), "cuModuleGetFunction");
+                CudaDriverApi.Check(CudaDriverApi.cuFuncSetAttribute(splitMma, CudaDriverApi.FunctionAttributeMaxDynamicSharedSizeBytes, SegmentAttention.MmaSharedBytes(headDim)), "cuFuncSetAttribute");
+            }
+
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint rmsNorm, module, "rms_norm"), "cuModuleGetFunction");
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint rotateAppend, module, "rotate_append"), "cuModuleGetFunction");
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint siluMul, module, "silu_mul"), "cuModuleGetFunction");
+            var functions = new KernelFunctions(split, splitMma, combine, rmsNorm, rotateAppend, siluMul);
+            _functions[(element, headDim, rows)] = functions;
+            return functions;
         }
     }
 
@@ -160,6 +178,9 @@ internal sealed class CudaKernels
             CudaDriverApi.Check(CudaDriverApi.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
         }
     }
+
+    /// <summary>The kernels of one compiled variant: CUDA-core split, tensor-core split (0 for float32), combine.</summary>
+    internal readonly record struct KernelFunctions(nint Split, nint SplitMma, nint Combine, nint RmsNorm, nint RotateAppend, nint SiluMul);
 
     private static CudaKernels? Create(int ordinal)
     {

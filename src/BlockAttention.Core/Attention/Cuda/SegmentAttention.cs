@@ -40,9 +40,15 @@ internal sealed class SegmentAttention : IDisposable
         DType = dtype;
         Device = device;
         _inverseFrequencies = tensor(inverseFrequencies.ToArray(), ScalarType.Float32, device);
+        UseTensorCores = CudaKernels.SupportsTensorCores(dtype, headDim) && Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_MMA") is not ("0" or "off" or "false");
     }
 
     public int Heads { get; }
+
+    /// <summary>The fused decoder-layer kernels of the same compiled module.</summary>
+    public DecoderKernels Decoder => _decoder ??= new DecoderKernels(_kernels, _inverseFrequencies, DType, HeadDim);
+
+    private DecoderKernels? _decoder;
 
     public int KvHeads { get; }
 
@@ -54,6 +60,19 @@ internal sealed class SegmentAttention : IDisposable
 
     /// <summary>For tests: fill the per-chunk partial results with NaN before each launch, so that an unwritten one shows.</summary>
     internal bool PoisonPartials { get; set; }
+
+    /// <summary>
+    /// Whether bfloat16/float16 run on tensor cores (mma.sync; the default) or on the float32
+    /// CUDA-core kernel that float32 uses. Off with <c>BLOCKATTENTION_CUDA_MMA=0</c>.
+    /// </summary>
+    internal bool UseTensorCores { get; set; }
+
+    /// <summary>Dynamic shared memory of the tensor-core split kernel, in bytes.</summary>
+    internal static int MmaSharedBytes(int headDim) =>
+        (MmaRows * headDim + (MmaRows + 4 * Tile) * (headDim + 8)) * sizeof(ushort) + MmaRows * sizeof(int);
+
+    private const int MmaRows = 64;
+    private const int MmaThreads = 128;
 
     /// <summary>Dynamic shared memory of the split kernel, in bytes.</summary>
     internal static int SharedBytes(int headDim, int rows) =>
@@ -70,7 +89,8 @@ internal sealed class SegmentAttention : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queries);
         int group = Heads / KvHeads;
         int rowsFolded = checked(group * queries);
-        int rows = rowsFolded <= 16 ? 16 : 64;
+        bool mma = UseTensorCores && CudaKernels.SupportsTensorCores(DType, HeadDim);
+        int rows = mma || rowsFolded > 16 || HeadDim < 16 ? 64 : 16;
         int rowTiles = (rowsFolded + rows - 1) / rows;
 
         var tiles = new List<(int Segment, int Start, int Count)>();
@@ -129,7 +149,7 @@ internal sealed class SegmentAttention : IDisposable
         var deviceTable = pinned.to(Device, non_blocking: true);
         var partialOut = empty([chunks, KvHeads, rowsFolded, HeadDim], ScalarType.Float32, Device);
         var partialStats = empty([2, chunks, KvHeads, rowsFolded], ScalarType.Float32, Device);
-        return new SegmentPlan(this, segments, deviceTable, segmentInts, tileInts, chunks, rows, rowTiles, queries, queryPosition, partialOut, partialStats);
+        return new SegmentPlan(this, segments, deviceTable, segmentInts, tileInts, chunks, rows, rowTiles, queries, queryPosition, partialOut, partialStats) { TensorCores = mma };
     }
 
     /// <summary>Runs the kernels for one layer: <paramref name="queries"/> <c>[n, ≥heads, headDim]</c> (unrotated) into <paramref name="output"/> <c>[n, heads * headDim]</c>.</summary>
@@ -152,7 +172,8 @@ internal sealed class SegmentAttention : IDisposable
             plan.PartialStats.fill_(float.NaN);
         }
 
-        var (split, combine) = _kernels.Functions(DType, HeadDim, plan.Rows);
+        var functions = _kernels.Functions(DType, HeadDim, plan.Rows);
+        nint combine = functions.Combine;
         _kernels.EnsureContext();
         nint tableAddress = CudaKernels.DataPointer(plan.Table);
         nint q = CudaKernels.DataPointer(queries);
@@ -173,8 +194,11 @@ internal sealed class SegmentAttention : IDisposable
             &q, &queryRowStride, &n, &group, &kvHeads, &queryPosition, &segments, &tiles, &chunkStarts,
             &frequencies, &scaleLog2, &layerIndex, &partialOut, &partialMax, &partialSum,
         };
-        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(split, (uint)plan.Chunks, (uint)KvHeads, (uint)plan.RowTiles, Threads, 1, 1,
-            (uint)SharedBytes(HeadDim, plan.Rows), 0, splitArgs, null), "cuLaunchKernel(segment_attention_split)");
+        // Grid: row tiles fastest, so the blocks that read one K/V chunk run side by side.
+        bool mma = plan.TensorCores;
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(mma ? functions.SplitMma : functions.Split, (uint)plan.RowTiles, (uint)plan.Chunks, (uint)KvHeads,
+            (uint)(mma ? MmaThreads : Threads), 1, 1, (uint)(mma ? MmaSharedBytes(HeadDim) : SharedBytes(HeadDim, plan.Rows)), 0, splitArgs, null),
+            "cuLaunchKernel(segment_attention_split)");
 
         int chunks = plan.Chunks;
         nint outputAddress = CudaKernels.DataPointer(output);
@@ -231,6 +255,9 @@ internal sealed class SegmentPlan(SegmentAttention owner, IReadOnlyList<KvSegmen
     public int Queries { get; } = queries;
 
     public int QueryPosition { get; } = queryPosition;
+
+    /// <summary>Whether the tensor-core split kernel runs (rows are then always 64 per block).</summary>
+    public bool TensorCores { get; init; }
 
     public Tensor PartialOut { get; } = partialOut;
 
