@@ -147,7 +147,8 @@ internal sealed class CudaKernels
             }
 
             CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint split, module, "segment_attention_split"), "cuModuleGetFunction");
-            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint combine, module, "segment_attention_combine"), "cuModuleGetFunction");
+            string combineName = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_COMBINE") == "serial" ? "segment_attention_combine_serial" : "segment_attention_combine";
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint combine, module, combineName), "cuModuleGetFunction");
             CudaDriverApi.Check(CudaDriverApi.cuFuncSetAttribute(split, CudaDriverApi.FunctionAttributeMaxDynamicSharedSizeBytes, SegmentAttention.SharedBytes(headDim, rows)), "cuFuncSetAttribute");
             nint splitMma = 0;
             if (SupportsTensorCores(dtype, headDim))

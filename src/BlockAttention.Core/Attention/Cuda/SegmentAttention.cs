@@ -72,6 +72,7 @@ internal sealed class SegmentAttention : IDisposable
         (MmaRows * headDim + (MmaRows + 4 * Tile) * (headDim + 8)) * sizeof(ushort) + MmaRows * sizeof(int);
 
     private const int MmaRows = 64;
+    private const uint CombineThreads = 128;
     private const int MmaThreads = 128;
 
     /// <summary>Dynamic shared memory of the split kernel, in bytes.</summary>
@@ -109,9 +110,10 @@ internal sealed class SegmentAttention : IDisposable
             throw new ArgumentException("there are no keys to attend to", nameof(segments));
         }
 
-        // Enough thread blocks for about four per multiprocessor; chunks hold whole tiles.
+        // About two waves of thread blocks at two resident per multiprocessor, rounded down so that
+        // a last, nearly empty wave is avoided; chunks hold whole tiles.
         long target = 4L * _kernels.Multiprocessors;
-        int chunks = (int)Math.Clamp((target + KvHeads * (long)rowTiles - 1) / (KvHeads * (long)rowTiles), 1, tiles.Count);
+        int chunks = (int)Math.Clamp(target / (KvHeads * (long)rowTiles), 1, tiles.Count);
         int tilesPerChunk = (tiles.Count + chunks - 1) / chunks;
         chunks = (tiles.Count + tilesPerChunk - 1) / tilesPerChunk;
 
@@ -206,7 +208,7 @@ internal sealed class SegmentAttention : IDisposable
         {
             &partialOut, &partialMax, &partialSum, &chunks, &n, &group, &kvHeads, &outputAddress,
         };
-        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(combine, (uint)(n * Heads), 1, 1, (uint)HeadDim, 1, 1, 0, 0, combineArgs, null),
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(combine, (uint)(n * Heads), 1, 1, CombineThreads, 1, 1, (uint)(chunks * sizeof(float)), 0, combineArgs, null),
             "cuLaunchKernel(segment_attention_combine)");
     }
 

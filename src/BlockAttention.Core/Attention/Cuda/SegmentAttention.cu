@@ -428,7 +428,9 @@ extern "C" __global__ void __launch_bounds__(32 * MMA_WARPS) segment_attention_s
         {
             currentSegment = tile.x;
             int rotationBase = (int)seg->rotationBase;
-            for (int idx = tid; idx < MROWS * (HEAD_DIM / 2); idx += 32 * MMA_WARPS)
+            // Only the rows that exist: a decode step has `group` of the 64.
+            const int validRows = min(MROWS, rowsFolded - row0);
+            for (int idx = tid; idx < validRows * (HEAD_DIM / 2); idx += 32 * MMA_WARPS)
             {
                 int r = idx / (HEAD_DIM / 2), i = idx % (HEAD_DIM / 2);
                 float sn, cs;
@@ -565,8 +567,71 @@ extern "C" __global__ void __launch_bounds__(32 * MMA_WARPS) segment_attention_s
 }
 #endif
 
-// One thread block per (query row, query head), one thread per dimension.
-extern "C" __global__ void __launch_bounds__(HEAD_DIM) segment_attention_combine(
+// One thread block of COMBINE_THREADS per (query row, query head). The chunks' maxima and weights
+// are read in parallel; the weighted sum then reads the chunks' outputs with no dependent loads.
+#define COMBINE_THREADS 128
+
+__device__ __forceinline__ float block_reduce(float value, bool maximum, float* scratch)
+{
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2)
+    {
+        float other = __shfl_xor_sync(0xffffffffu, value, offset);
+        value = maximum ? fmaxf(value, other) : value + other;
+    }
+    __syncthreads();
+    if (threadIdx.x % 32 == 0) scratch[threadIdx.x / 32] = value;
+    __syncthreads();
+    float result = scratch[0];
+#pragma unroll
+    for (int w = 1; w < COMBINE_THREADS / 32; w++) result = maximum ? fmaxf(result, scratch[w]) : result + scratch[w];
+    return result;
+}
+
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) segment_attention_combine(
+    const float* __restrict__ partialOut, const float* __restrict__ partialMax,
+    const float* __restrict__ partialSum, int chunks, int n, int group, int kvHeads,
+    elem_t* __restrict__ output)
+{
+    extern __shared__ float weights[];   // [chunks]
+    __shared__ float scratch[COMBINE_THREADS / 32];
+    const int heads = kvHeads * group;
+    const int i = blockIdx.x / heads, head = blockIdx.x % heads;
+    const int kvHead = head / group, g = head % group;
+    const int rowsFolded = group * n, folded = g * n + i;
+    const long long stride = (long long)kvHeads * rowsFolded;
+    const long long first = (long long)kvHead * rowsFolded + folded;
+
+    float best = NEG_INF;
+    for (int c = threadIdx.x; c < chunks; c += COMBINE_THREADS) best = fmaxf(best, partialMax[first + c * stride]);
+    best = block_reduce(best, true, scratch);
+    float total = 0.f;
+    for (int c = threadIdx.x; c < chunks; c += COMBINE_THREADS)
+    {
+        float m = partialMax[first + c * stride];
+        float w = m == NEG_INF ? 0.f : exp2f(m - best);
+        weights[c] = w;
+        total += w == 0.f ? 0.f : w * partialSum[first + c * stride];
+    }
+    total = block_reduce(total, false, scratch);   // its barriers also publish `weights`
+
+    for (int d = threadIdx.x; d < HEAD_DIM; d += COMBINE_THREADS)
+    {
+        float value = 0.f;
+#pragma unroll 8
+        for (int c = 0; c < chunks; c++)
+        {
+            float w = weights[c];
+            float o = partialOut[(first + c * stride) * HEAD_DIM + d];
+            value += w == 0.f ? 0.f : w * o;   // a chunk that saw no key holds no output
+        }
+        output[(long long)i * heads * HEAD_DIM + head * HEAD_DIM + d] = from_float_(value / total);
+    }
+}
+
+// The first combine, kept as a fallback (BLOCKATTENTION_CUDA_COMBINE=serial): one thread per
+// dimension walks the chunks in order.
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) segment_attention_combine_serial(
     const float* __restrict__ partialOut, const float* __restrict__ partialMax,
     const float* __restrict__ partialSum, int chunks, int n, int group, int kvHeads,
     elem_t* __restrict__ output)
@@ -576,6 +641,7 @@ extern "C" __global__ void __launch_bounds__(HEAD_DIM) segment_attention_combine
     const int kvHead = head / group, g = head % group;
     const int rowsFolded = group * n, folded = g * n + i;
     const int d = threadIdx.x;
+    if (d >= HEAD_DIM) return;
     float best = NEG_INF;
     for (int c = 0; c < chunks; c++) best = fmaxf(best, partialMax[((long long)c * kvHeads + kvHead) * rowsFolded + folded]);
     float total = 0.f, value = 0.f;
