@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Text;
 using BlockAttention.Attention;
 using BlockAttention.Caching;
 using BlockAttention.Generation;
@@ -36,6 +37,7 @@ public sealed class BlockSession : IDisposable
     private readonly IKvBlockStore? _store;
     private readonly SemaphoreSlim _modelGate = new(1, 1);
     private readonly KvCachePool _caches;
+    private volatile bool _disposed;
 
     /// <summary>A session over <paramref name="model"/>, reusing blocks through <paramref name="store"/> (none: every block is encoded every time).</summary>
     /// <param name="model">The model; the session does not own it.</param>
@@ -52,8 +54,17 @@ public sealed class BlockSession : IDisposable
     /// <summary>The model this session runs.</summary>
     public ICausalLanguageModel Model => _model;
 
+    /// <summary>
+    /// The most mask elements one chunk of a <see cref="AttentionMode.BlockOnePass"/> prefill may
+    /// build: the prompt runs in chunks of query rows, each with its rows of the block mask, so the
+    /// mask never grows with the square of the prompt. Results do not depend on it (attention is
+    /// causal: a row never looks at a later position). Settable for tests.
+    /// </summary>
+    internal long OnePassMaskElements { get; set; } = 1L << 24;
+
     /// <summary>Generates a completion of <paramref name="prompt"/>.</summary>
     /// <exception cref="ArgumentException">The prompt or options are invalid: empty final block, longer than the model's positions, bad option values.</exception>
+    /// <exception cref="ObjectDisposedException">The session, its model or its store was disposed (also while the request ran).</exception>
     public async Task<GenerationResult> GenerateAsync(BlockPrompt prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         GenerationResult? result = null;
@@ -70,15 +81,26 @@ public sealed class BlockSession : IDisposable
     /// final: never half a UTF-8 character, never the start of a possible stop string. The last
     /// chunk carries the <see cref="GenerationResult"/>.
     /// </summary>
+    /// <remarks>
+    /// Generation ends at <see cref="GenerationOptions.MaxNewTokens"/> or when the sequence reaches
+    /// the model's positions (<see cref="ModelInfo.MaxPositions"/>), whichever comes first, with
+    /// <see cref="FinishReason.Length"/>.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The prompt or options are invalid (see <see cref="GenerateAsync"/>); thrown before any work.</exception>
+    /// <exception cref="ObjectDisposedException">The session, its model or its store was disposed (also while the request ran).</exception>
     public async IAsyncEnumerable<GenerationChunk> StreamAsync(BlockPrompt prompt, GenerationOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         options ??= new GenerationOptions();
         options.Validate();
+        ValidateStopTokens(options);
         var clock = Stopwatch.StartNew();
         var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
-        int capacity = Math.Min(request.TotalLength + options.MaxNewTokens - 1, _model.Info.MaxPositions);
+        // In 64 bits: MaxNewTokens may be anything up to int.MaxValue. The last generated token is
+        // never fed back, hence - 1; the prompt itself fits (TokenizedPrompt checked it).
+        int capacity = (int)Math.Min((long)request.TotalLength + options.MaxNewTokens - 1, _model.Info.MaxPositions);
         var stopTokens = new HashSet<int>(options.StopTokenIds ?? _model.Info.EndOfSequenceTokenIds);
         var sampler = new TokenSampler(options);
 
@@ -95,7 +117,7 @@ public sealed class BlockSession : IDisposable
             var decoder = _model.Tokenizer is { } tokenizer ? new StreamingTextDecoder(tokenizer) : null;
             var stops = new StopStringMatcher(options.StopStrings);
             var tokens = new List<int>();
-            string text = "";
+            var text = new StringBuilder();
             int emitted = 0;
             FinishReason? finish = null;
             int next = prefill.FirstToken;
@@ -108,11 +130,8 @@ public sealed class BlockSession : IDisposable
                 }
 
                 tokens.Add(next);
-                text += decoder?.Append(next);
-                int stopAt = stops.FindStop(text);
-                if (stopAt >= 0)
+                if (stops.AppendAndCut(text, decoder?.Append(next)))
                 {
-                    text = text[..stopAt];
                     finish = FinishReason.StopString;
                     break;
                 }
@@ -120,7 +139,7 @@ public sealed class BlockSession : IDisposable
                 int safe = stops.SafeLength(text);
                 if (safe > emitted)
                 {
-                    yield return new GenerationChunk(text[emitted..safe], next);
+                    yield return new GenerationChunk(text.ToString(emitted, safe - emitted), next);
                     emitted = safe;
                 }
                 else
@@ -128,7 +147,10 @@ public sealed class BlockSession : IDisposable
                     yield return new GenerationChunk("", next);
                 }
 
-                if (tokens.Count >= options.MaxNewTokens || cache.Length >= cache.Capacity || cache.PrefixLength + cache.Length >= _model.Info.MaxPositions)
+                // The cache holds the prompt and every generated token but the last; at capacity
+                // either MaxNewTokens is reached or the model has no position left. With cached
+                // blocks read in place, the prompt's passages are the cache's prefix.
+                if (tokens.Count >= options.MaxNewTokens || cache.PrefixLength + cache.Length >= capacity)
                 {
                     finish = FinishReason.Length;
                     break;
@@ -137,20 +159,15 @@ public sealed class BlockSession : IDisposable
                 next = await DecodeStepAsync(next, cache, sampler, cancellationToken).ConfigureAwait(false);
             }
 
-            if (finish != FinishReason.StopString)
+            if (finish != FinishReason.StopString && stops.AppendAndCut(text, decoder?.Flush()))
             {
-                text += decoder?.Flush();
-                int stopAt = stops.FindStop(text);
-                if (stopAt >= 0)
-                {
-                    text = text[..stopAt];
-                    finish = FinishReason.StopString;
-                }
+                finish = FinishReason.StopString;
             }
 
+            string final = text.ToString();
             var result = new GenerationResult
             {
-                Text = text,
+                Text = final,
                 TokenIds = tokens,
                 FinishReason = finish!.Value,
                 Mode = options.Mode,
@@ -162,7 +179,7 @@ public sealed class BlockSession : IDisposable
                 ReusedBlocks = prefill.ReusedBlocks,
                 EncodedBlocks = prefill.EncodedBlocks,
             };
-            yield return new GenerationChunk(emitted < text.Length ? text[emitted..] : "", null, result);
+            yield return new GenerationChunk(emitted < final.Length ? final[emitted..] : "", null, result);
         }
         finally
         {
@@ -170,8 +187,16 @@ public sealed class BlockSession : IDisposable
         }
     }
 
-    /// <summary>Frees the request caches kept for reuse. The model and the store are the caller's.</summary>
-    public void Dispose() => _caches.Dispose();
+    /// <summary>
+    /// Frees the request caches kept for reuse. Requests still running end with
+    /// <see cref="ObjectDisposedException"/> at their next step on the model (their caches and
+    /// blocks are freed as they leave). The model and the store are the caller's.
+    /// </summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        _caches.Dispose();
+    }
 
     /// <summary>
     /// The logits (float32, on the CPU) from which the first token would be chosen: the same
@@ -179,6 +204,7 @@ public sealed class BlockSession : IDisposable
     /// </summary>
     internal async Task<float[]> FirstTokenLogitsAsync(BlockPrompt prompt, GenerationOptions options, CancellationToken cancellationToken = default)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         options.Validate();
         var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
         using var cache = _model.CreateCache(request.TotalLength);
@@ -202,11 +228,33 @@ public sealed class BlockSession : IDisposable
         return await OnModelAsync(() =>
         {
             int[] all = request.AllTokens();
-            using var mask = options.Mode == AttentionMode.BlockOnePass ? BlockMask.Create(request.BlockLengths(), _model.Info.Device) : null;
-            using var logits = _model.Forward(all, cache, 1, mask)!;
+            using var logits = options.Mode == AttentionMode.BlockOnePass
+                ? ForwardOnePass(all, request.BlockLengths(), cache)
+                : _model.Forward(all, cache, 1)!;
             using var last = logits[0];
             return new PrefillOutcome(pick(last), all.Length, ReusedBlocks: 0, EncodedBlocks: 0); // no block is encoded on its own
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The prompt as one sequence under the block mask, in chunks of query rows: each chunk
+    /// attends to the cache written by the chunks before it, with its own rows of the mask built
+    /// on the model's device. Exact, because no row attends to a later position.
+    /// </summary>
+    private Tensor ForwardOnePass(int[] all, IReadOnlyList<int> blockLengths, KvCache cache)
+    {
+        int rows = (int)Math.Clamp(OnePassMaskElements / all.Length, 1, all.Length);
+        for (int start = 0; ; start += rows)
+        {
+            int count = Math.Min(rows, all.Length - start);
+            bool last = start + count == all.Length;
+            using var mask = BlockMask.CreateRows(blockLengths, start, count, _model.Info.Device);
+            var logits = _model.Forward(all.AsSpan(start, count), cache, last ? 1 : 0, mask);
+            if (last)
+            {
+                return logits!;
+            }
+        }
     }
 
     private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick, CancellationToken cancellationToken)
@@ -231,12 +279,15 @@ public sealed class BlockSession : IDisposable
                 else
                 {
                     block = await OnModelAsync(() => KvBlock.Encode(_model, tokens), cancellationToken).ConfigureAwait(false);
+                    blocks.Add(block); // from here on the finally releases it, whatever the store does
                     encoded++;
                     computed += tokens.Length;
                     if (_store is not null && options.StoreEncodedBlocks)
                     {
                         await _store.SetAsync(block, CancellationToken.None).ConfigureAwait(false);
                     }
+
+                    continue;
                 }
 
                 blocks.Add(block);
@@ -287,11 +338,21 @@ public sealed class BlockSession : IDisposable
         await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             return work();
         }
         finally
         {
             _modelGate.Release();
+        }
+    }
+
+    private void ValidateStopTokens(GenerationOptions options)
+    {
+        if (options.StopTokenIds is { } ids && ids.FirstOrDefault(id => id >= _model.Info.VocabSize, -1) is int outside and >= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(GenerationOptions.StopTokenIds), outside,
+                $"StopTokenIds holds {outside}, outside the model's vocabulary (0..{_model.Info.VocabSize - 1})");
         }
     }
 
