@@ -21,7 +21,7 @@ internal readonly record struct KvSegment(Tensor Keys, Tensor Values, int Length
 /// </summary>
 internal sealed class SegmentAttention : IDisposable
 {
-    internal const int Tile = 64;
+    internal const int Tile = SegmentTiling.Tile;
     private const int Threads = 256;
     private readonly CudaKernels _kernels;
     private readonly Tensor _inverseFrequencies;
@@ -94,28 +94,13 @@ internal sealed class SegmentAttention : IDisposable
         int rows = mma || rowsFolded > 16 || HeadDim < 16 ? 64 : 16;
         int rowTiles = (rowsFolded + rows - 1) / rows;
 
-        var tiles = new List<(int Segment, int Start, int Count)>();
         for (int s = 0; s < segments.Count; s++)
         {
-            var segment = segments[s];
-            Validate(segment, s);
-            for (int start = 0; start < segment.Length; start += Tile)
-            {
-                tiles.Add((s, start, Math.Min(Tile, segment.Length - start)));
-            }
+            Validate(segments[s], s);
         }
 
-        if (tiles.Count == 0)
-        {
-            throw new ArgumentException("there are no keys to attend to", nameof(segments));
-        }
-
-        // About two waves of thread blocks at two resident per multiprocessor, rounded down so that
-        // a last, nearly empty wave is avoided; chunks hold whole tiles.
-        long target = 4L * _kernels.Multiprocessors;
-        int chunks = (int)Math.Clamp(target / (KvHeads * (long)rowTiles), 1, tiles.Count);
-        int tilesPerChunk = (tiles.Count + chunks - 1) / chunks;
-        chunks = (tiles.Count + tilesPerChunk - 1) / tilesPerChunk;
+        var (tiles, chunkStarts) = SegmentTiling.Plan([.. segments.Select(segment => segment.Length)], KvHeads, rowTiles, _kernels.Multiprocessors);
+        int chunks = chunkStarts.Length - 1;
 
         // One int32 table: segments (16 ints each, 8 int64), tiles (4 ints each), chunk starts.
         int segmentInts = segments.Count * 16, tileInts = tiles.Count * 4;
@@ -141,10 +126,7 @@ internal sealed class SegmentAttention : IDisposable
             table[segmentInts + t * 4 + 2] = tiles[t].Count;
         }
 
-        for (int c = 0; c <= chunks; c++)
-        {
-            table[segmentInts + tileInts + c] = Math.Min(c * tilesPerChunk, tiles.Count);
-        }
+        chunkStarts.CopyTo(table, segmentInts + tileInts);
 
         using var host = tensor(table, ScalarType.Int32);
         using var pinned = host.pin_memory();
