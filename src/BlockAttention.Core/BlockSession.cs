@@ -107,7 +107,10 @@ public sealed class BlockSession : IDisposable
         var stopTokens = new HashSet<int>(options.StopTokenIds ?? _model.Info.EndOfSequenceTokenIds);
         var sampler = new TokenSampler(options);
 
-        var cache = _caches.Rent(Math.Max(capacity, request.TotalLength));
+        // Where the model reads cached blocks in place, the request's cache holds only its own
+        // positions (the final block and the generated tokens); the blocks are its prefix.
+        int ownCapacity = ReadsBlocksInPlace(options) ? capacity - (request.TotalLength - request.FinalBlock.Length) : Math.Max(capacity, request.TotalLength);
+        var cache = _caches.Rent(ownCapacity);
         try
         {
             var prefill = await PrefillAsync(request, options, cache, sampler.Next, cancellationToken).ConfigureAwait(false);
@@ -148,8 +151,9 @@ public sealed class BlockSession : IDisposable
                 }
 
                 // The cache holds the prompt and every generated token but the last; at capacity
-                // either MaxNewTokens is reached or the model has no position left.
-                if (tokens.Count >= options.MaxNewTokens || cache.Length >= capacity)
+                // either MaxNewTokens is reached or the model has no position left. With cached
+                // blocks read in place, the prompt's passages are the cache's prefix.
+                if (tokens.Count >= options.MaxNewTokens || cache.PrefixLength + cache.Length >= capacity)
                 {
                     finish = FinishReason.Length;
                     break;
@@ -294,7 +298,15 @@ public sealed class BlockSession : IDisposable
 
             return await OnModelAsync(() =>
             {
-                BlockAssembler.Assemble(blocks, _model.Rotary, cache);
+                if (ReadsBlocksInPlace(options) && blocks.Count > 0)
+                {
+                    cache.AttachPrefix(KvPrefix.Acquire(blocks)); // no copy: the blocks stay where the store keeps them
+                }
+                else
+                {
+                    BlockAssembler.Assemble(blocks, _model.Rotary, cache);
+                }
+
                 using var logits = _model.Forward(request.FinalBlock, cache, 1)!;
                 using var last = logits[0];
                 return new PrefillOutcome(pick(last), computed, reused, encoded);
@@ -308,6 +320,9 @@ public sealed class BlockSession : IDisposable
             }
         }
     }
+
+    private bool ReadsBlocksInPlace(GenerationOptions options) =>
+        options.Mode == AttentionMode.Block && _model is IKvPrefixAttention { CanAttendKvPrefix: true };
 
     private Task<int> DecodeStepAsync(int token, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken) =>
         OnModelAsync(() =>
