@@ -3,7 +3,11 @@ using Xunit.Abstractions;
 
 namespace BlockAttention.PackageTests;
 
-/// <summary>The packages as a consumer gets them: packed, referenced from a local feed by a fresh console app, run.</summary>
+/// <summary>
+/// The packages as a consumer gets them: packed, referenced from a local feed by a fresh console app
+/// and a fresh ASP.NET Core app (AddBlockAttention + IChatClient, with its own tests), run
+/// (eng/verify-consumer.sh).
+/// </summary>
 public class ConsumerPackageTests(ITestOutputHelper output)
 {
     // About 40 s alone on 2 cores; far more while other test assemblies compete for them.
@@ -14,7 +18,7 @@ public class ConsumerPackageTests(ITestOutputHelper output)
         ["MSBuildExtensionsPath", "MSBuildSDKsPath", "MSBUILD_EXE_PATH", "MSBuildLoadMicrosoftTargetsReadOnly"];
 
     [Fact]
-    public async Task A_fresh_console_app_referencing_the_packages_loads_TorchSharp_and_runs_the_fixture_model()
+    public async Task Fresh_apps_referencing_the_packages_load_TorchSharp_run_the_fixture_model_and_serve_chat_with_reuse()
     {
         if (!OperatingSystem.IsLinux())
         {
