@@ -6,11 +6,11 @@ namespace BlockAttention;
 /// <summary>A prompt's blocks as token ids, validated against the model's limits.</summary>
 internal sealed class TokenizedPrompt
 {
-    private TokenizedPrompt(IReadOnlyList<int[]> localBlocks, int[] finalBlock)
+    private TokenizedPrompt(IReadOnlyList<int[]> localBlocks, int[] finalBlock, int totalLength)
     {
         LocalBlocks = localBlocks;
         FinalBlock = finalBlock;
-        TotalLength = localBlocks.Sum(b => b.Length) + finalBlock.Length;
+        TotalLength = totalLength;
     }
 
     public IReadOnlyList<int[]> LocalBlocks { get; }
@@ -24,18 +24,19 @@ internal sealed class TokenizedPrompt
     public static TokenizedPrompt Create(BlockPrompt prompt, ITextTokenizer? tokenizer, int maxPositions)
     {
         var blocks = prompt.Blocks.Select(b => b.Tokens is { } ids ? ids.ToArray() : Encode(b.Text!, tokenizer)).ToList();
-        var request = new TokenizedPrompt(blocks.Take(blocks.Count - 1).ToList(), blocks[^1]);
-        if (request.FinalBlock.Length == 0)
+        if (blocks[^1].Length == 0)
         {
             throw new ArgumentException("the final block is empty: it must hold at least one token (the question)", nameof(prompt));
         }
 
-        if (request.TotalLength > maxPositions)
+        // Summed in 64 bits: blocks of token ids given by the caller may add up past int.MaxValue.
+        long total = blocks.Sum(b => (long)b.Length);
+        if (total > maxPositions)
         {
-            throw new ArgumentException($"the prompt has {request.TotalLength} tokens, more than the model's {maxPositions} positions", nameof(prompt));
+            throw new ArgumentException($"the prompt has {total} tokens, more than the model's {maxPositions} positions", nameof(prompt));
         }
 
-        return request;
+        return new TokenizedPrompt(blocks.Take(blocks.Count - 1).ToList(), blocks[^1], (int)total);
     }
 
     internal static int[] Encode(string text, ITextTokenizer? tokenizer) => tokenizer is null

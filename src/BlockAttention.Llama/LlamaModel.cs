@@ -20,7 +20,14 @@ public sealed partial class LlamaModel : ICausalLanguageModel
     private readonly Tensor _lmHead;
     private readonly bool _tiedLmHead;
     private readonly bool _matmulAttention;
+
+    // Forward calls in flight, and whether Dispose was called: Dispose marks the model disposed
+    // (new calls throw ObjectDisposedException) and frees the weights once the calls in flight
+    // are done, so a concurrent Dispose never frees a tensor a forward pass is reading.
+    private readonly object _lifetime = new();
+    private int _forwardsInFlight;
     private bool _disposed;
+    private long _peakMaskElements;
 
     private LlamaModel(LlamaShape shape, Tensor embedding, LlamaDecoderLayer[] layers, Tensor finalNorm, Tensor? lmHead,
         RotaryEmbedding rotary, ITextTokenizer? tokenizer, ModelInfo info, AttentionImplementation attention)
@@ -47,14 +54,53 @@ public sealed partial class LlamaModel : ICausalLanguageModel
     /// <inheritdoc />
     public ITextTokenizer? Tokenizer { get; }
 
-    /// <inheritdoc />
-    public KvCache CreateCache(int capacity) =>
-        new(_shape.Layers, _shape.KvHeads, _shape.HeadDim, capacity, Info.DType, Info.Device);
+    /// <summary>
+    /// The most attention scores (heads x query rows x key positions) one step of attention may
+    /// cover; longer calls attend in chunks of query rows, with the same result. Bounds the mask
+    /// and, in the matmul form, the score matrix (2^27: 256 MB in bfloat16). Settable for tests.
+    /// </summary>
+    internal long AttentionScoreBudget { get; set; } = 1L << 27;
+
+    /// <summary>The most elements of any attention mask a forward call of this model held so far (for tests).</summary>
+    internal long PeakMaskElements => Interlocked.Read(ref _peakMaskElements);
 
     /// <inheritdoc />
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public KvCache CreateCache(int capacity)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed), this);
+        return new(_shape.Layers, _shape.KvHeads, _shape.HeadDim, capacity, Info.DType, Info.Device);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Thread-safe: calls may run concurrently, each with its own cache.</remarks>
+    /// <exception cref="ObjectDisposedException">The model was disposed (before the call; a call in flight completes).</exception>
     public Tensor? Forward(ReadOnlySpan<int> tokens, KvCache cache, int logitsToKeep = 1, Tensor? attentionMask = null)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        lock (_lifetime)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _forwardsInFlight++;
+        }
+
+        try
+        {
+            return ForwardCore(tokens, cache, logitsToKeep, attentionMask);
+        }
+        finally
+        {
+            lock (_lifetime)
+            {
+                if (--_forwardsInFlight == 0 && _disposed)
+                {
+                    Monitor.PulseAll(_lifetime);
+                }
+            }
+        }
+    }
+
+    private Tensor? ForwardCore(ReadOnlySpan<int> tokens, KvCache cache, int logitsToKeep, Tensor? attentionMask)
+    {
         ArgumentNullException.ThrowIfNull(cache);
         int count = tokens.Length;
         if (count == 0)
@@ -70,12 +116,13 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         }
 
         int start = cache.Length;
-        if (start + count > Info.MaxPositions)
+        long end = (long)start + count;
+        if (end > Info.MaxPositions)
         {
-            throw new ArgumentException($"positions up to {start + count} exceed the model's maximum of {Info.MaxPositions}", nameof(tokens));
+            throw new ArgumentException($"positions up to {end} exceed the model's maximum of {Info.MaxPositions}", nameof(tokens));
         }
 
-        if (start + count > cache.Capacity)
+        if (end > cache.Capacity)
         {
             throw new ArgumentException($"the cache holds {cache.Capacity} positions; {start} are used and {count} more were given", nameof(cache));
         }
@@ -88,7 +135,8 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         // The forward pass rotates in the model's dtype from float32 angles, as transformers does
         // (in bf16 a float32 rotation of 32K tokens' queries and keys cost ~20 ms more per prefill).
         using var angles = Rotary.Angles(start, count, Info.Device, Info.DType);
-        using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device, _matmulAttention);
+        using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device, _matmulAttention, AttentionScoreBudget);
+        RecordMask(plan.MaskElements);
         for (int i = 0; i < _layers.Length; i++)
         {
             var next = _layers[i].Forward(x, i, cache, angles, plan);
@@ -107,15 +155,26 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Releases the weights.</summary>
+    /// <summary>
+    /// Releases the weights. Forward calls in flight on other threads complete first (this waits
+    /// for them); later calls throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
-        if (_disposed)
+        lock (_lifetime)
         {
-            return;
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            while (_forwardsInFlight > 0)
+            {
+                Monitor.Wait(_lifetime);
+            }
         }
 
-        _disposed = true;
         foreach (var layer in _layers)
         {
             layer.Dispose();
@@ -129,6 +188,21 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         }
 
         Rotary.Dispose();
+    }
+
+    private void RecordMask(long elements)
+    {
+        long peak = Interlocked.Read(ref _peakMaskElements);
+        while (elements > peak)
+        {
+            long seen = Interlocked.CompareExchange(ref _peakMaskElements, elements, peak);
+            if (seen == peak)
+            {
+                break;
+            }
+
+            peak = seen;
+        }
     }
 
     private Tensor TokenTensor(ReadOnlySpan<int> tokens)

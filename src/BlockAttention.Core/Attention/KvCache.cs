@@ -82,6 +82,7 @@ public sealed class KvCache : IDisposable
     /// <summary>Marks <paramref name="count"/> more positions as valid.</summary>
     public void Advance(int count)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
         EnsureRoom(count);
         Length += count;
     }
