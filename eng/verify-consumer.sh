@@ -205,6 +205,10 @@ echo "$out_readme" | grep '^second run: TTFT' | sed 's/^/  /'
 echo "$out_readme" | grep -qE '^second run: TTFT .* 3 of 3 blocks reused, [1-9][0-9]* of [0-9]+ prompt tokens from the store' ||
   { echo "$out_readme" >&2; fail "the README's program did not report the second run's reuse"; }
 
+# The console app's output holds a copy of libtorch (hundreds of MB); the web app and its tests
+# make two more, so free this one first.
+rm -rf "$app/bin" "$app/obj"
+
 # 6. A fresh ASP.NET Core app with AddBlockAttention + IChatClient, and its tests.
 package_version() { sed -nE "s/.*PackageVersion Include=\"$1\" Version=\"([^\"]+)\".*/\1/p" "$repo/Directory.Packages.props"; }
 mvc_testing_version=10.0.15 # Microsoft.AspNetCore.Mvc.Testing for .NET 10
