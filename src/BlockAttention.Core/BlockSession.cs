@@ -80,7 +80,10 @@ public sealed partial class BlockSession : IDisposable
     internal long OnePassMaskElements { get; set; } = 1L << 24;
 
     /// <summary>Generates a completion of <paramref name="prompt"/>.</summary>
-    /// <exception cref="ArgumentException">The prompt or options are invalid: empty final block, longer than the model's positions, bad option values.</exception>
+    /// <exception cref="ArgumentException">
+    /// The prompt or options are invalid: more text than <see cref="GenerationOptions.MaxPromptCharacters"/> (checked
+    /// before tokenization), empty final block, longer than the model's positions, bad option values.
+    /// </exception>
     /// <exception cref="ObjectDisposedException">The session, its model or its store was disposed (also while the request ran).</exception>
     public async Task<GenerationResult> GenerateAsync(BlockPrompt prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -120,7 +123,7 @@ public sealed partial class BlockSession : IDisposable
         TokenizedPrompt request;
         using (SessionTelemetry.StartSpan(BlockAttentionDiagnostics.TokenizeActivity, span))
         {
-            request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+            request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
         }
 
         timings.Tokenize = clock.Elapsed;
@@ -236,7 +239,7 @@ public sealed partial class BlockSession : IDisposable
     /// so it can run while the session serves. A block is looked up exactly as a request's local block.
     /// </summary>
     /// <exception cref="InvalidOperationException">The session has no store.</exception>
-    /// <exception cref="ArgumentException">A block is longer than the model's positions.</exception>
+    /// <exception cref="ArgumentException">A block is longer than the model's positions (or its text than <see cref="GenerationOptions.DefaultPromptCharactersPerPosition"/> per position).</exception>
     public async Task<PrecomputeResult> PrecomputeAsync(IEnumerable<PromptBlock> blocks, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(blocks);
@@ -249,6 +252,12 @@ public sealed partial class BlockSession : IDisposable
         for (int index = 0; index < list.Count; index++)
         {
             var block = list[index] ?? throw new ArgumentException($"block {index} is null", nameof(blocks));
+            long characterLimit = (long)_model.Info.MaxPositions * GenerationOptions.DefaultPromptCharactersPerPosition;
+            if (block.Text is { Length: var characters } && characters > characterLimit)
+            {
+                throw new ArgumentException($"block {index} has {characters} characters, more than the limit of {characterLimit} for this model", nameof(blocks));
+            }
+
             int[] tokens = block.Tokens is { } ids ? [.. ids] : TokenizedPrompt.Encode(block.Text!, _model.Tokenizer);
             if (tokens.Length == 0)
             {
@@ -325,7 +334,7 @@ public sealed partial class BlockSession : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         options.Validate();
-        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
         using var cache = _model.CreateCache(request.TotalLength);
         float[]? logits = null;
         await PrefillAsync(request, options, cache, row =>
