@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using BlockAttention.IO;
 using BlockAttention.Llama;
 
 namespace BlockAttention.Cli.Benchmarking;
@@ -69,7 +70,7 @@ internal static class TargetChecks
     /// <summary>Full-attention TTFT per length from <c>anchor_ttft.json</c> (rows of <c>L</c> and <c>full_ms</c>).</summary>
     public static Dictionary<int, double> ReadBaseline(string path)
     {
-        using var document = JsonDocument.Parse(File.ReadAllText(path));
+        using var document = StrictJson.Parse(InputFile.ReadAllBytes(path, Verification.GoldenJsonReader.MaxBytes, "baseline file"));
         var table = new Dictionary<int, double>();
         foreach (var row in document.RootElement.GetProperty("rows").EnumerateArray())
         {

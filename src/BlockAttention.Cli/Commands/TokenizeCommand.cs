@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.IO;
 using BlockAttention.Llama.Tokenization;
 
 namespace BlockAttention.Cli.Commands;
@@ -27,7 +28,7 @@ internal static class TokenizeCommand
                 cases = GoldenCase.ReadAll(goldenPath);
             }
         }
-        catch (Exception e) when (e is FileNotFoundException or FormatException)
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
         {
             // Bad input, not bad usage: say what is wrong without the usage text.
             Console.Error.WriteLine($"blockattn: {e.Message}");
@@ -94,7 +95,7 @@ internal static class TokenizeCommand
 
             try
             {
-                using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+                using JsonDocument document = StrictJson.Parse(InputFile.ReadAllBytes(path, Verification.GoldenJsonReader.MaxBytes, "golden file"));
                 return document.RootElement.GetProperty("cases").EnumerateArray()
                     .Select(c => new GoldenCase(
                         c.GetProperty("text").GetString()!,
