@@ -24,22 +24,26 @@ public static class RedisKvBlockStoreFactory
             FileMaxBytes = settings.FileMaxBytes,
             Tiered = settings.Tiered,
             LoggerFactory = settings.LoggerFactory,
-            CreateRedisTier = (tier, current) => new RedisKvBlockStore(new RedisKvBlockStoreOptions
-            {
-                Configuration = ConfigurationOf(tier),
-                KeyPrefix = template.KeyPrefix,
-                TimeToLive = template.TimeToLive,
-                MaxBlockBytes = template.MaxBlockBytes,
-                OperationTimeout = template.OperationTimeout,
-                ConnectTimeout = template.ConnectTimeout,
-                RetryAfter = template.RetryAfter,
-                ChunkBytes = template.ChunkBytes,
-                DType = current.DType,
-                Device = current.Device,
-                LoggerFactory = template.LoggerFactory ?? current.LoggerFactory,
-            }),
+            CreateRedisTier = (tier, current) => CreateTier(tier, current, template),
         };
     }
+
+    /// <summary>The store of a Redis tier: <paramref name="template"/>'s options, with the tier's server and the settings' dtype, device and logger.</summary>
+    internal static RedisKvBlockStore CreateTier(KvBlockStoreTierSpec tier, KvBlockStoreSettings settings, RedisKvBlockStoreOptions template) =>
+        new(new RedisKvBlockStoreOptions
+        {
+            Configuration = ConfigurationOf(tier),
+            KeyPrefix = template.KeyPrefix,
+            TimeToLive = template.TimeToLive,
+            MaxBlockBytes = template.MaxBlockBytes,
+            OperationTimeout = template.OperationTimeout,
+            ConnectTimeout = template.ConnectTimeout,
+            RetryAfter = template.RetryAfter,
+            ChunkBytes = template.ChunkBytes,
+            DType = settings.DType,
+            Device = settings.Device,
+            LoggerFactory = template.LoggerFactory ?? settings.LoggerFactory,
+        });
 
     /// <summary>Creates the store of <paramref name="spec"/> (null for <c>none</c>), Redis tiers included.</summary>
     /// <exception cref="FormatException">The spec string is malformed.</exception>

@@ -1,10 +1,14 @@
 using System.Diagnostics.Metrics;
 using BlockAttention.AI;
+using System.Net;
+using System.Net.Sockets;
 using BlockAttention.Caching;
+using BlockAttention.Caching.Persistence;
 using BlockAttention.Diagnostics;
 using BlockAttention.Hosting;
 using BlockAttention.Llama;
 using BlockAttention.Models;
+using BlockAttention.Redis;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -20,7 +24,7 @@ namespace BlockAttention.Extensions.AI.Tests;
 /// <summary>AddBlockAttention in a generic host, configured as an app would from its "BlockAttention" section.</summary>
 public class AddBlockAttentionTests
 {
-    private static IHost BuildHost(Dictionary<string, string?> settings, FakeLogCollector? logs = null)
+    private static IHost BuildHost(Dictionary<string, string?> settings, FakeLogCollector? logs = null, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Configuration.AddInMemoryCollection(settings);
@@ -30,6 +34,7 @@ public class AddBlockAttentionTests
         }
 
         builder.Services.AddBlockAttention(builder.Configuration.GetSection("BlockAttention"));
+        services?.Invoke(builder.Services);
         return builder.Build();
     }
 
@@ -105,7 +110,12 @@ public class AddBlockAttentionTests
 
     [Theory]
     [InlineData("Device", "gpu", "BlockAttention:Device")]
-    [InlineData("Store", "redis:localhost:6379", "BlockAttention:Store")]
+    [InlineData("Store", "disk:/var/cache", "BlockAttention:Store")]
+    [InlineData("Store", "none", "BlockAttention:Store")]
+    [InlineData("Store", "redis:localhost:99999", "BlockAttention:Store")]
+    [InlineData("Store", "file:", "BlockAttention:Store")]
+    [InlineData("StoreFileMaxBytes", "0", "BlockAttention:StoreFileMaxBytes")]
+    [InlineData("Store", "memory+redis:localhost:6379", "BlockAttention:Store")] // without AddBlockAttentionRedis
     [InlineData("StoreMaxBytes", "-5", "BlockAttention:StoreMaxBytes")]
     [InlineData("ChatFormat", "chatml", "BlockAttention:ChatFormat")]
     [InlineData("IdleCaches", "-1", "BlockAttention:IdleCaches")]
@@ -156,5 +166,97 @@ public class AddBlockAttentionTests
         client.Format.Name.Should().Be("tulu");
         client.Metadata.DefaultModelId.Should().Be("tiny-llama3", "the model id defaults to the checkpoint folder's name");
         provider.GetRequiredService<IChatClient>().Should().BeSameAs(client);
+    }
+
+    private static List<AIChatMessage> AskAbout(string question) =>
+        [new(ChatRole.User, [BlockAttentionChatClient.Passage("Radium is element 88; it glows faintly in the dark.\n"), new TextContent(question)])];
+
+    [Fact]
+    public async Task A_file_store_from_configuration_keeps_passages_for_the_next_host_on_the_same_folder()
+    {
+        string folder = Path.Combine(Path.GetTempPath(), "stores-ai-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var settings = Settings(("Store", "file:" + folder));
+            using (var first = BuildHost(settings))
+            {
+                await first.StartAsync();
+                var store = first.Services.GetRequiredService<IKvBlockStore>().Should().BeOfType<FileKvBlockStore>().Subject;
+                var answer = await first.Services.GetRequiredService<IChatClient>().GetResponseAsync(AskAbout("Which element?"), new ChatOptions { MaxOutputTokens = 2 });
+                answer.Usage!.CachedInputTokenCount.Should().Be(0, "the folder was empty");
+                store.Statistics.Entries.Should().BeGreaterThan(0);
+                await first.StopAsync();
+            }
+
+            Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Should().NotBeEmpty("the passage was written to the folder");
+
+            // A new host (a restarted app): nothing in its memory, the passage comes from the folder.
+            using var second = BuildHost(settings);
+            await second.StartAsync();
+            var again = await second.Services.GetRequiredService<IChatClient>().GetResponseAsync(AskAbout("Which number?"), new ChatOptions { MaxOutputTokens = 2 });
+            again.Usage!.CachedInputTokenCount.Should().BeGreaterThan(0, "the first host's passage is read back from the folder");
+            second.Services.GetRequiredService<IKvBlockStore>().Statistics.Hits.Should().BeGreaterThan(0);
+            await second.StopAsync();
+        }
+        finally
+        {
+            if (Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_memory_tier_in_front_of_a_file_tier_is_a_tiered_store_sized_by_the_store_settings()
+    {
+        string folder = Path.Combine(Path.GetTempPath(), "stores-ai-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var host = BuildHost(Settings(("Store", "memory+file:" + folder))))
+            {
+                await host.StartAsync();
+                host.Services.GetRequiredService<IKvBlockStore>().Should().BeOfType<TieredKvBlockStore>();
+                var client = host.Services.GetRequiredService<IChatClient>();
+                await client.GetResponseAsync(AskAbout("Which element?"), new ChatOptions { MaxOutputTokens = 2 });
+                var second = await client.GetResponseAsync(AskAbout("Which number?"), new ChatOptions { MaxOutputTokens = 2 });
+                second.Usage!.CachedInputTokenCount.Should().BeGreaterThan(0);
+                await host.StopAsync();
+            } // disposing the host finishes the writes behind
+
+            var file = new FileKvBlockStore(new FileKvBlockStoreOptions { Directory = folder });
+            file.Statistics.Entries.Should().BeGreaterThan(0, "the memory tier wrote the passage behind to the folder");
+        }
+        finally
+        {
+            if (Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_redis_store_whose_server_is_down_still_answers_by_encoding()
+    {
+        int port;
+        using (var listener = new TcpListener(IPAddress.Loopback, 0))
+        {
+            listener.Start();
+            port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        } // closed: nothing listens on the port
+
+        using var host = BuildHost(Settings(("Store", $"redis:127.0.0.1:{port}")),
+            services: s => s.AddBlockAttentionRedis(new RedisKvBlockStoreOptions { KeyPrefix = "test:", OperationTimeout = TimeSpan.FromMilliseconds(500) }));
+        await host.StartAsync();
+        host.Services.GetRequiredService<IKvBlockStore>().Should().BeOfType<RedisKvBlockStore>();
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var answer = await host.Services.GetRequiredService<IChatClient>().GetResponseAsync(AskAbout("Which element?"), new ChatOptions { MaxOutputTokens = 2 });
+
+        answer.Text.Should().NotBeNull();
+        answer.Usage!.CachedInputTokenCount.Should().Be(0, "nothing could be fetched");
+        started.Elapsed.Should().BeLessThan(TimeSpan.FromSeconds(30), "an unreachable server costs a timeout, never a hang");
+        await host.StopAsync();
     }
 }

@@ -25,7 +25,8 @@ public static class BlockAttentionServiceCollectionExtensions
     /// </summary>
     /// <remarks>
     /// Registers, as singletons: the model (<see cref="LlamaModel"/> and <see cref="ICausalLanguageModel"/>),
-    /// the block store (<see cref="IKvBlockStore"/>), the <see cref="BlockSession"/>, and the
+    /// the block store (<see cref="IKvBlockStore"/>, as the <c>Store</c> setting describes; tiers of other
+    /// packages, such as Redis, come from the <see cref="IKvBlockStoreTierFactory"/> services they register), the <see cref="BlockSession"/>, and the
     /// <see cref="IChatClient"/> (a <see cref="BlockAttentionChatClient"/>); a hosted service loads the
     /// model while the host starts. The settings are validated at start-up, each error naming its key.
     /// </remarks>
@@ -49,13 +50,15 @@ public static class BlockAttentionServiceCollectionExtensions
     private static IServiceCollection AddCore(IServiceCollection services, string sectionPath)
     {
         services.AddOptions<BlockAttentionOptions>().ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BlockAttentionOptions>>(new BlockAttentionOptionsValidator(sectionPath)));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BlockAttentionOptions>, BlockAttentionOptionsValidator>(
+            sp => new BlockAttentionOptionsValidator(sectionPath, sp.GetServices<IKvBlockStoreTierFactory>())));
 
         services.TryAddSingleton(sp => BlockAttentionModelLoader.Load(
             sp.GetRequiredService<IOptions<BlockAttentionOptions>>().Value, LoggerFor(sp, "BlockAttention.Llama.LlamaModel")));
         services.TryAddSingleton<ICausalLanguageModel>(sp => sp.GetRequiredService<LlamaModel>());
         services.TryAddSingleton(sp => BlockStoreFactory.Create(
-            sp.GetRequiredService<IOptions<BlockAttentionOptions>>().Value, sp.GetRequiredService<ICausalLanguageModel>().Info));
+            sp.GetRequiredService<IOptions<BlockAttentionOptions>>().Value, sp.GetRequiredService<ICausalLanguageModel>().Info,
+            sp.GetServices<IKvBlockStoreTierFactory>(), sp.GetService<ILoggerFactory>()));
         services.TryAddSingleton(sp => new BlockSession(
             sp.GetRequiredService<ICausalLanguageModel>(), sp.GetRequiredService<IKvBlockStore>(), new BlockSessionOptions
             {

@@ -12,7 +12,7 @@ namespace BlockAttention.Hosting;
 ///   "Model": "models/Tulu3-Block-FT",
 ///   "Device": "cuda",
 ///   "DType": "bfloat16",
-///   "Store": "memory",
+///   "Store": "memory+file:/var/cache/blockattention",
 ///   "StoreMaxTokens": 200000
 /// }
 /// </code>
@@ -31,14 +31,29 @@ public sealed class BlockAttentionOptions
     /// <summary>The precision; default <see cref="ModelDType.Float32"/>.</summary>
     public ModelDType DType { get; set; } = ModelDType.Float32;
 
-    /// <summary>Where encoded passages are kept between requests: <c>memory</c> (default): in process memory, least recently used blocks evicted first.</summary>
+    /// <summary>
+    /// Where encoded passages are kept between requests:
+    /// <list type="bullet">
+    /// <item><c>memory</c> (default): in process memory, least recently used blocks evicted first.</item>
+    /// <item><c>file:DIR</c>: one file per block under <c>DIR</c>; kept across restarts and shared by the processes of one machine.</item>
+    /// <item><c>redis:HOST:PORT</c>: a Redis server, shared by every replica; lookups fall back to encoding while it is unreachable.
+    /// Needs the BlockAttention.Redis package and <c>services.AddBlockAttentionRedis()</c>, which also sets the key prefix and time to live.</item>
+    /// <item><c>memory+file:DIR</c> or <c>memory+redis:HOST:PORT</c>: a memory tier in front of the slow one (the usual choice for a server).</item>
+    /// </list>
+    /// </summary>
     public string Store { get; set; } = "memory";
 
-    /// <summary>The store's size in bytes. Give this or <see cref="StoreMaxTokens"/>; neither means 1 GiB.</summary>
+    /// <summary>The memory tier's size in bytes. Give this or <see cref="StoreMaxTokens"/>; neither means 1 GiB.</summary>
     public long? StoreMaxBytes { get; set; }
 
-    /// <summary>The store's size in tokens, converted with the model's KV bytes per token.</summary>
+    /// <summary>The memory tier's size in tokens, converted with the model's KV bytes per token.</summary>
     public long? StoreMaxTokens { get; set; }
+
+    /// <summary>
+    /// The most bytes of block files a <c>file:DIR</c> tier keeps (default 16 GiB); past it, the
+    /// files used least recently are deleted.
+    /// </summary>
+    public long StoreFileMaxBytes { get; set; } = 16L << 30;
 
     /// <summary>Request KV caches kept allocated between requests (default 2); 0 frees each after its request.</summary>
     public int IdleCaches { get; set; } = 2;

@@ -1,10 +1,11 @@
 using System.Text.RegularExpressions;
+using BlockAttention.Caching;
 using Microsoft.Extensions.Options;
 
 namespace BlockAttention.Hosting;
 
 /// <summary>Checks <see cref="BlockAttentionOptions"/>; each failure names the setting as it is written in configuration.</summary>
-internal sealed partial class BlockAttentionOptionsValidator(string sectionPath) : IValidateOptions<BlockAttentionOptions>
+internal sealed partial class BlockAttentionOptionsValidator(string sectionPath, IEnumerable<IKvBlockStoreTierFactory> tierFactories) : IValidateOptions<BlockAttentionOptions>
 {
     public ValidateOptionsResult Validate(string? name, BlockAttentionOptions options)
     {
@@ -34,7 +35,7 @@ internal sealed partial class BlockAttentionOptionsValidator(string sectionPath)
             failures.Add($"{Key("DType")} must be float32, bfloat16 or float16, got '{options.DType}'");
         }
 
-        if (BlockStoreFactory.Validate(options.Store) is { } storeError)
+        if (BlockStoreFactory.Validate(options.Store, tierFactories) is { } storeError)
         {
             failures.Add($"{Key("Store")}: {storeError}");
         }
@@ -52,6 +53,11 @@ internal sealed partial class BlockAttentionOptionsValidator(string sectionPath)
         if (options.StoreMaxBytes is not null && options.StoreMaxTokens is not null)
         {
             failures.Add($"{Key("StoreMaxBytes")} and {Key("StoreMaxTokens")} are both set; give one of them");
+        }
+
+        if (options.StoreFileMaxBytes <= 0)
+        {
+            failures.Add($"{Key("StoreFileMaxBytes")} must be greater than 0, got {options.StoreFileMaxBytes}");
         }
 
         if (options.IdleCaches is < 0 or > 64)
