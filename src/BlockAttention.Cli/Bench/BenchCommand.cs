@@ -181,11 +181,10 @@ internal static class BenchCommand
         foreach (int length in options.Lengths)
         {
             var rows = await bench.RunAsync(length);
-            string markdown = StoreBench.Markdown(length, model.Info, rows);
+            string markdown = StoreBench.Markdown(length, options, machine.Label, bench.LastOthersShare, model.Info, rows);
             string name = $"stores-{options.ModelName}-{options.DeviceKind}-{length}";
             File.WriteAllText(Path.Combine(options.OutDirectory, name + ".md"), markdown);
-            File.WriteAllText(Path.Combine(options.OutDirectory, name + ".json"), StoreBench.Json(length, options, model.Info, rows));
-            stdout.WriteLine($"{options.ModelName} on {options.Device} ({options.DType}), {machine.Label}, {length} tokens; medians of {options.Repeats} runs after {options.Warmup} warm-up");
+            File.WriteAllText(Path.Combine(options.OutDirectory, name + ".json"), StoreBench.Json(length, options, machine.Label, bench.LastOthersShare, model.Info, rows));
             stdout.WriteLine(markdown);
         }
 

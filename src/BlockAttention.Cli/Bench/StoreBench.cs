@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using BlockAttention.Caching;
@@ -28,6 +29,9 @@ internal sealed class StoreBench(ICausalLanguageModel model, BenchOptions option
     private readonly DeviceClock _clock = new(model.Info.Device);
     private int _requests;
 
+    /// <summary>The share of the CPU that other processes used during the last <see cref="RunAsync"/>, where it can be read.</summary>
+    public double? LastOthersShare { get; private set; }
+
     public sealed record Row(string Source, double TtftMs, double? FetchMs, double? FetchBytesPerSecond, double? BytesPerToken, int Reused, int Encoded);
 
     public async Task<IReadOnlyList<Row>> RunAsync(int length)
@@ -38,7 +42,7 @@ internal sealed class StoreBench(ICausalLanguageModel model, BenchOptions option
         var sources = new List<(string Name, IKvBlockStore? Store, double? SerializedBytesPerToken)>
         {
             ("memory", new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 40 }), null),
-            ($"file ({directory})", new FileKvBlockStore(new FileKvBlockStoreOptions
+            (fileDirectory is null ? "file (temp folder)" : $"file ({directory})", new FileKvBlockStore(new FileKvBlockStoreOptions
             {
                 Directory = directory, MaxBytes = 1L << 40, DType = settings.DType, Device = settings.Device,
             }), SerializedBytesPerToken(prompt)),
@@ -98,7 +102,8 @@ internal sealed class StoreBench(ICausalLanguageModel model, BenchOptions option
                 sessions[i].Dispose();
             }
 
-            if (contention?.OthersShare() is double others && others > 0.1)
+            LastOthersShare = contention?.OthersShare();
+            if (LastOthersShare is double others && others > 0.1)
             {
                 progress.WriteLine($"  {length,6} note: other processes used {others:P0} of the CPU meanwhile; these timings are contended");
             }
@@ -120,9 +125,16 @@ internal sealed class StoreBench(ICausalLanguageModel model, BenchOptions option
     }
 
     /// <summary>The bench's store table as markdown.</summary>
-    public static string Markdown(int length, ModelInfo info, IReadOnlyList<Row> rows)
+    public static string Markdown(int length, BenchOptions options, string machine, double? othersShare, ModelInfo info, IReadOnlyList<Row> rows)
     {
         var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"{options.ModelName} on {options.Device} ({info.DType}), {machine}; {length} tokens; medians of {options.Repeats} runs after {options.Warmup} warm-up; {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC; commit {Commit}.");
+        if (othersShare is double others)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"Other processes used {others:P0} of the CPU during the run.");
+        }
+
         text.AppendLine(CultureInfo.InvariantCulture, $"KV states: {info.KvBytesPerToken} bytes per token in memory ({info.DType}).");
         text.AppendLine();
         text.AppendLine("| passages from | TTFT ms | fetch ms, all passages | fetch GB/s | stored bytes/token | TTFT vs re-encoding |");
@@ -137,10 +149,20 @@ internal sealed class StoreBench(ICausalLanguageModel model, BenchOptions option
         return text.ToString();
     }
 
-    public static string Json(int length, BenchOptions options, ModelInfo info, IReadOnlyList<Row> rows) => JsonSerializer.Serialize(new
+    /// <summary>The commit this build was made from, as the build stamped it, or <c>unknown</c>.</summary>
+    public static string Commit { get; } =
+        typeof(StoreBench).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion is { } version
+        && version.IndexOf('+', StringComparison.Ordinal) is int plus and >= 0
+            ? version[(plus + 1)..]
+            : "unknown";
+
+    public static string Json(int length, BenchOptions options, string machine, double? othersShare, ModelInfo info, IReadOnlyList<Row> rows) => JsonSerializer.Serialize(new
     {
         model = options.ModelName,
         device = options.Device,
+        machine,
+        commit = Commit,
+        cpu_share_of_other_processes = othersShare,
         dtype = info.DType.ToString().ToLowerInvariant(),
         tokens = length,
         warmup = options.Warmup,
