@@ -42,7 +42,8 @@ internal abstract class TestRedisServer : IDisposable
 
     public abstract void Stop();
 
-    public void Dispose() => Stop();
+    /// <summary>Stops the server for good and deletes what it left on disk.</summary>
+    public virtual void Dispose() => Stop();
 
     protected void WaitUntilAccepting()
     {
@@ -119,6 +120,15 @@ internal abstract class TestRedisServer : IDisposable
 
             _process?.Dispose();
             _process = null;
+        }
+
+        public override void Dispose()
+        {
+            Stop();
+            if (Directory.Exists(_directory))
+            {
+                Directory.Delete(_directory, recursive: true);
+            }
         }
     }
 
