@@ -1,0 +1,68 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace BlockAttention.Server.Tests;
+
+/// <summary>Each limit is a clear 4xx JSON error naming the limit, in the envelope of the endpoint.</summary>
+public sealed class LimitsTests : IClassFixture<LimitsTests.Server>
+{
+    private readonly Server _server;
+
+    public LimitsTests(Server server) => _server = server;
+
+    public sealed class Server() : ServerFactory(new()
+    {
+        ["Server:MaxBlocks"] = "3",
+        ["Server:MaxBlockTokens"] = "8",
+        ["Server:MaxRequestBodyBytes"] = "2048",
+        ["Server:MaxNewTokens"] = "4",
+    });
+
+    [Fact]
+    public async Task Too_many_blocks()
+    {
+        var (status, message) = await GenerateAsync(new { blocks = new[] { "a", "b", "c", "d" } });
+
+        status.Should().Be(HttpStatusCode.BadRequest);
+        message.Should().Be("the request has 4 blocks, more than the limit of 3 (Server:MaxBlocks)");
+    }
+
+    [Fact]
+    public async Task A_block_with_too_many_tokens()
+    {
+        var (status, message) = await GenerateAsync(new { blocks = new[] { "short", "one two three four five six seven eight nine ten" } });
+
+        status.Should().Be(HttpStatusCode.BadRequest);
+        message.Should().MatchRegex(@"^blocks\[1\] has \d+ tokens, more than the limit of 8 per block \(Server:MaxBlockTokens\)$");
+    }
+
+    [Fact]
+    public async Task A_body_larger_than_the_limit_is_413()
+    {
+        var (status, message) = await GenerateAsync(new { blocks = new[] { new string('x', 3000) } });
+
+        status.Should().Be(HttpStatusCode.RequestEntityTooLarge);
+        message.Should().Be("the request body is larger than the limit of 2048 bytes (Server:MaxRequestBodyBytes)");
+    }
+
+    [Fact]
+    public async Task Generate_stops_at_the_configured_number_of_new_tokens()
+    {
+        using var client = _server.CreateClient();
+        var response = await client.PostAsJsonAsync("/generate", new { blocks = new[] { "Hello", " world" } });
+
+        response.StatusCode.Should().Be(HttpStatusCode.OK);
+        string generated = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("generated").GetString()!;
+        Paths.Model.Tokenizer!.Encode(generated).Count.Should().BeInRange(1, 5, "4 new tokens at most (re-tokenizing may merge or split one)");
+    }
+
+    private async Task<(HttpStatusCode Status, string Message)> GenerateAsync(object body)
+    {
+        using var client = _server.CreateClient();
+        var response = await client.PostAsJsonAsync("/generate", body);
+        var envelope = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        envelope.GetProperty("ret").GetInt32().Should().Be((int)response.StatusCode);
+        return (response.StatusCode, envelope.GetProperty("message").GetString()!);
+    }
+}
