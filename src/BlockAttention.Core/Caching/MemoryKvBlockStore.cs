@@ -24,10 +24,12 @@ namespace BlockAttention.Caching;
 /// </para>
 /// <para>
 /// Accounting (<see cref="KvBlockStoreStatistics.Bytes"/>, <see cref="KvBlockStoreStatistics.Entries"/>)
-/// is done by the store's own code paths, not left to <see cref="MemoryCache"/>'s eviction
-/// callbacks, which run later on the thread pool: when <see cref="SetAsync"/>,
-/// <see cref="RemoveAsync"/>, <see cref="Clear"/> or <see cref="Dispose"/> returns, the blocks
-/// they evicted or removed are already released and no longer counted. The one exception is
+/// happens only under the store's own write lock, whichever path releases a block: the store's
+/// code (<see cref="SetAsync"/>, <see cref="RemoveAsync"/>, <see cref="Clear"/>,
+/// <see cref="Dispose"/>) or <see cref="MemoryCache"/>'s eviction callbacks, which run later on the
+/// thread pool and take the same lock. So when one of those methods returns, the blocks it evicted
+/// or removed are already released and no longer counted, even when a callback claimed one of
+/// them first: the method waited for that callback's accounting. The one exception is
 /// <see cref="MemoryKvBlockStoreOptions.SlidingExpiration"/>: an expired block is released by its
 /// eviction callback (or by the next addition that needs room, whichever comes first), so the
 /// counters may lag an expiry by that callback's latency.
@@ -52,6 +54,13 @@ public sealed class MemoryKvBlockStore : IKvBlockStore, IDisposable
     private readonly Lock _writeLock = new();
     private long _largestBlock;
     private volatile bool _disposed;
+
+    /// <summary>
+    /// Test seam: runs inside an eviction callback right after it has claimed an entry and before it
+    /// subtracts the entry's bytes, so a test can hold a callback in that window and show that the
+    /// store's own methods wait for it.
+    /// </summary>
+    internal Action? AfterCallbackClaimedEntry { get; set; }
 
     private long _hits;
     private long _misses;
@@ -326,18 +335,37 @@ public sealed class MemoryKvBlockStore : IKvBlockStore, IDisposable
         }
     }
 
-    private void OnEvicted(Entry entry, EvictionReason reason) =>
-        Release(entry, eviction: reason is EvictionReason.Capacity or EvictionReason.Expired or EvictionReason.TokenExpired);
+    /// <summary>
+    /// The cache's post-eviction callback (thread pool). It takes the write lock like every other
+    /// release, which is what keeps the class's promise: a store method that finds an entry already
+    /// claimed by a callback cannot return before that callback's accounting is done, because the
+    /// callback claims and accounts inside one hold of the lock the method is waiting for. It cannot
+    /// deadlock: <see cref="MemoryCache"/> never runs these callbacks on the thread that evicts
+    /// (it queues them), so no code that holds the lock waits for a callback.
+    /// </summary>
+    private void OnEvicted(Entry entry, EvictionReason reason)
+    {
+        lock (_writeLock)
+        {
+            Release(entry, eviction: reason is EvictionReason.Capacity or EvictionReason.Expired or EvictionReason.TokenExpired, fromCallback: true);
+        }
+    }
 
     /// <summary>
     /// Drops the store's reference on an entry's block and its bytes, exactly once per entry,
     /// whichever of the store's code paths or the cache's eviction callback gets there first.
     /// </summary>
-    private bool Release(Entry entry, bool eviction)
+    /// <remarks>Always called under the write lock, so the claim and the accounting are one step to every other path.</remarks>
+    private bool Release(Entry entry, bool eviction, bool fromCallback = false)
     {
         if (!entry.TryMarkReleased(out bool wasHeld))
         {
             return false;
+        }
+
+        if (fromCallback)
+        {
+            AfterCallbackClaimedEntry?.Invoke();
         }
 
         _held.TryRemove(new KeyValuePair<BlockKey, Entry>(entry.Block.Key, entry));
