@@ -90,7 +90,7 @@ public sealed class BlockSession : IDisposable
 
             // Without a tokenizer (a token-ids-only checkpoint) the result has token ids and no text.
             var decoder = _model.Tokenizer is { } tokenizer ? new StreamingTextDecoder(tokenizer) : null;
-            var stops = new StopStringMatcher(options.StopStrings);
+            var stops = new StopStringMatcher(options.StopStrings ?? prompt.StopStrings);
             var tokens = new List<int>();
             string text = "";
             int emitted = 0;

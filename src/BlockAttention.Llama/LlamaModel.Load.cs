@@ -39,12 +39,13 @@ public sealed partial class LlamaModel
 
         var fingerprint = new XxHash128();
         fingerprint.Append(File.ReadAllBytes(configPath));
+        string? chatTemplate = checkpoint.TokenizerConfigPath is { } tokenizerConfigPath ? TokenizerConfigReader.ReadChatTemplate(tokenizerConfigPath) : null;
         var reader = new CheckpointTensorReader(checkpoint, dtype, device, fingerprint);
-        return Build(config, reader, tokenizer, dtype, device, fingerprint, options.Attention);
+        return Build(config, reader, tokenizer, dtype, device, fingerprint, options.Attention, chatTemplate);
     }
 
     internal static LlamaModel Build(LlamaConfig config, ILlamaWeightSource weights, ITextTokenizer? tokenizer, ScalarType dtype, Device device, XxHash128 fingerprint,
-        AttentionImplementation attention)
+        AttentionImplementation attention, string? chatTemplate = null)
     {
         var shape = ShapeOf(config);
         var layers = new List<LlamaDecoderLayer>(shape.Layers);
@@ -63,7 +64,10 @@ public sealed partial class LlamaModel
             var rotary = CreateRotary(config);
             string id = Convert.ToHexStringLower(fingerprint.GetCurrentHash());
             var info = new ModelInfo("llama", shape.Layers, shape.KvHeads, shape.HeadDim, shape.Vocab, config.MaxPositionEmbeddings,
-                dtype, device, config.EosTokenIds, $"llama-{id}-{dtype}-{device.type}".ToLowerInvariant());
+                dtype, device, config.EosTokenIds, $"llama-{id}-{dtype}-{device.type}".ToLowerInvariant())
+            {
+                ChatTemplate = chatTemplate,
+            };
             return new LlamaModel(shape, embedding, [.. layers], finalNorm, lmHead, rotary, tokenizer, info, attention);
         }
         catch

@@ -7,6 +7,13 @@ public sealed record GenerationOptions
     public static IReadOnlyList<string> ReferenceStopStrings { get; } =
         ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>", "Question:"];
 
+    /// <summary>
+    /// The end-of-text markers of the reference's list without <c>Question:</c>, which belongs to
+    /// the RAG template only: the default for prompts that are not RAG prompts.
+    /// </summary>
+    public static IReadOnlyList<string> DefaultStopStrings { get; } =
+        ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>"];
+
     /// <summary>Block (default), Full or BlockOnePass.</summary>
     public AttentionMode Mode { get; init; } = AttentionMode.Block;
 
@@ -28,8 +35,12 @@ public sealed record GenerationOptions
     /// <summary>Token ids that end generation; null uses the model's end-of-sequence ids.</summary>
     public IReadOnlyList<int>? StopTokenIds { get; init; }
 
-    /// <summary>Generation ends when the text contains one of these (not included in the result). Default: the reference's list.</summary>
-    public IReadOnlyList<string> StopStrings { get; init; } = ReferenceStopStrings;
+    /// <summary>
+    /// Generation ends when the text contains one of these (not included in the result). Null
+    /// (the default) uses the prompt's own list, <see cref="Prompts.BlockPrompt.StopStrings"/>:
+    /// the reference's list with <c>Question:</c> for a RAG prompt, end-of-turn markers otherwise.
+    /// </summary>
+    public IReadOnlyList<string>? StopStrings { get; init; }
 
     /// <summary>In Block mode, offer newly encoded blocks to the store for later requests. Default true.</summary>
     public bool StoreEncodedBlocks { get; init; } = true;
@@ -62,9 +73,9 @@ public sealed record GenerationOptions
             throw new ArgumentException($"unknown attention mode {Mode}");
         }
 
-        if (StopStrings is null || StopStrings.Any(string.IsNullOrEmpty))
+        if (StopStrings is not null && StopStrings.Any(string.IsNullOrEmpty))
         {
-            throw new ArgumentException("StopStrings must not be null or contain empty strings");
+            throw new ArgumentException("StopStrings must not contain null or empty strings");
         }
     }
 }
