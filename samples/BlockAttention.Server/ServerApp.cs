@@ -1,8 +1,10 @@
 using System.Threading.RateLimiting;
 using BlockAttention.Caching;
-using BlockAttention.Llama;
+using BlockAttention.AI;
+using BlockAttention.Hosting;
 using BlockAttention.Models;
 using BlockAttention.Server.Http;
+using BlockAttention.Server.OpenAI;
 using BlockAttention.Server.Reference;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -16,6 +18,8 @@ internal static class ServerApp
 {
     public const string QueuePolicy = "generation";
 
+    private static readonly long StartedAt = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(args);
@@ -28,7 +32,7 @@ internal static class ServerApp
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<ServerOptions>>(
             (kestrel, server) => kestrel.Limits.MaxRequestBodySize = server.Value.MaxRequestBodyBytes);
 
-        AddModel(builder);
+        builder.Services.AddBlockAttention(builder.Configuration.GetSection(BlockAttentionOptions.SectionName));
         builder.Services.AddSingleton<PromptLimits>();
         builder.Services.AddSingleton<ServerMetrics>();
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
@@ -42,7 +46,13 @@ internal static class ServerApp
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/health", Health);
 
+        app.MapGet("/v1/models", (BlockAttentionChatClient client) => Results.Json(
+            new ModelList([new ModelEntry(client.Metadata.DefaultModelId!, StartedAt, "blockattention")]), ServerJson.Options));
+
         app.MapPost("/generate", GenerateEndpoint.HandleAsync)
+            .AddEndpointFilter(ErrorEnvelopes.Filter)
+            .RequireRateLimiting(QueuePolicy);
+        app.MapPost("/v1/chat/completions", ChatCompletionsEndpoint.HandleAsync)
             .AddEndpointFilter(ErrorEnvelopes.Filter)
             .RequireRateLimiting(QueuePolicy);
         return app;
@@ -80,19 +90,5 @@ internal static class ServerApp
             max_positions = model.Info.MaxPositions,
             store = new { entries = statistics.Entries, bytes = statistics.Bytes, hits = statistics.Hits, misses = statistics.Misses },
         }, ServerJson.Options);
-    }
-
-    private static void AddModel(WebApplicationBuilder builder)
-    {
-        builder.Services.AddSingleton(sp =>
-        {
-            string? folder = sp.GetRequiredService<IConfiguration>()["BlockAttention:Model"];
-            return string.IsNullOrWhiteSpace(folder)
-                ? throw new InvalidOperationException("BlockAttention:Model is required: the checkpoint folder (set it in appsettings.json or BlockAttention__Model)")
-                : LlamaModel.Load(folder);
-        });
-        builder.Services.AddSingleton<ICausalLanguageModel>(sp => sp.GetRequiredService<LlamaModel>());
-        builder.Services.AddSingleton<IKvBlockStore>(_ => new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 30 }));
-        builder.Services.AddSingleton(sp => new BlockSession(sp.GetRequiredService<ICausalLanguageModel>(), sp.GetRequiredService<IKvBlockStore>()));
     }
 }

@@ -1,5 +1,6 @@
 using BlockAttention.Caching;
 using BlockAttention.Llama;
+using BlockAttention.Models;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
@@ -36,8 +37,11 @@ public class ServerFactory : WebApplicationFactory<Program>
         {
             // Every server in the test run shares one loaded copy of the fixture (a model is
             // immutable); loading its 9 MB tokenizer.json per server would dominate the run time.
+            // Registered as instances, which the container never disposes (a factory's result it would).
             services.RemoveAll<LlamaModel>();
+            services.RemoveAll<ICausalLanguageModel>();
             services.AddSingleton(Paths.Model);
+            services.AddSingleton<ICausalLanguageModel>(Paths.Model);
             if (_store is not null)
             {
                 services.RemoveAll<IKvBlockStore>();

@@ -35,6 +35,19 @@ internal static partial class ErrorEnvelopes
             metrics.Count(endpoint, "client_error");
             return For(context, e.StatusCode, e.Message, e.Param, e.Code);
         }
+        catch (Exception e) when (context.Response.HasStarted && e is not OperationCanceledException)
+        {
+            // A stream already under way: its status is sent, so the error can only end it.
+            metrics.Count(endpoint, "server_error");
+            LogFailure(Logger(context), e, endpoint);
+            return Results.Empty;
+        }
+        catch (NotSupportedException e)
+        {
+            // The chat client refuses what it cannot honour (content other than text, for example).
+            metrics.Count(endpoint, "client_error");
+            return For(context, StatusCodes.Status400BadRequest, e.Message);
+        }
         catch (ArgumentException e)
         {
             // BlockSession's checks (prompt longer than the model's positions, an empty final block, bad options).
@@ -49,10 +62,13 @@ internal static partial class ErrorEnvelopes
         catch (Exception e)
         {
             metrics.Count(endpoint, "server_error");
-            LogFailure(context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("BlockAttention.Server"), e, endpoint);
+            LogFailure(Logger(context), e, endpoint);
             return For(context, StatusCodes.Status500InternalServerError, "the server failed to generate; its log has the details");
         }
     }
+
+    private static ILogger Logger(HttpContext context) =>
+        context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("BlockAttention.Server");
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Request to {Endpoint} failed")]
     private static partial void LogFailure(ILogger logger, Exception exception, string endpoint);
