@@ -38,7 +38,7 @@ internal sealed class TokenizedPrompt
         return request;
     }
 
-    private static int[] Encode(string text, ITextTokenizer? tokenizer) => tokenizer is null
+    internal static int[] Encode(string text, ITextTokenizer? tokenizer) => tokenizer is null
         ? throw new InvalidOperationException("the model has no tokenizer: give the prompt's blocks as token ids")
         : [.. tokenizer.Encode(text)];
 

@@ -1,11 +1,14 @@
+using System.Diagnostics.Metrics;
 using BlockAttention.AI;
 using BlockAttention.Caching;
+using BlockAttention.Diagnostics;
 using BlockAttention.Hosting;
 using BlockAttention.Llama;
 using BlockAttention.Models;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
@@ -57,6 +60,9 @@ public class AddBlockAttentionTests
         logs.GetSnapshot().Should().Contain(r => r.Level == LogLevel.Information && r.Message.StartsWith("Loaded "),
             "the hosted service loads the model before any request");
 
+        var meters = host.Services.GetRequiredService<IMeterFactory>();
+        using var ttft = new MetricCollector<double>(meters, BlockAttentionDiagnostics.Name, BlockAttentionDiagnostics.TimeToFirstToken);
+        using var hits = new MetricCollector<long>(meters, BlockAttentionDiagnostics.Name, BlockAttentionDiagnostics.StoreHits);
         var client = host.Services.GetRequiredService<IChatClient>();
         var model = host.Services.GetRequiredService<ICausalLanguageModel>();
         host.Services.GetRequiredService<LlamaModel>().Should().BeSameAs(model);
@@ -71,6 +77,9 @@ public class AddBlockAttentionTests
         first.Usage!.CachedInputTokenCount.Should().Be(0);
         second.Usage!.CachedInputTokenCount.Should().BeGreaterThan(0);
         store.Statistics.Hits.Should().BeGreaterThan(0);
+        ttft.GetMeasurementSnapshot().Should().HaveCount(2).And.OnlyContain(m => m.Value > 0 && (string?)m.Tags[BlockAttentionDiagnostics.ModeTag] == "block");
+        hits.RecordObservableInstruments();
+        hits.LastMeasurement!.Value.Should().Be(store.Statistics.Hits);
         await host.StopAsync();
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using BlockAttention;
 using BlockAttention.AI;
 using BlockAttention.Caching;
@@ -56,8 +57,12 @@ public static class BlockAttentionServiceCollectionExtensions
         services.TryAddSingleton(sp => BlockStoreFactory.Create(
             sp.GetRequiredService<IOptions<BlockAttentionOptions>>().Value, sp.GetRequiredService<ICausalLanguageModel>().Info));
         services.TryAddSingleton(sp => new BlockSession(
-            sp.GetRequiredService<ICausalLanguageModel>(), sp.GetRequiredService<IKvBlockStore>(),
-            sp.GetRequiredService<IOptions<BlockAttentionOptions>>().Value.IdleCaches));
+            sp.GetRequiredService<ICausalLanguageModel>(), sp.GetRequiredService<IKvBlockStore>(), new BlockSessionOptions
+            {
+                IdleCaches = sp.GetRequiredService<IOptions<BlockAttentionOptions>>().Value.IdleCaches,
+                LoggerFactory = sp.GetService<ILoggerFactory>(),
+                MeterFactory = sp.GetService<IMeterFactory>(),
+            }));
         services.TryAddSingleton(sp => CreateChatClient(sp));
         services.TryAddSingleton<IChatClient>(sp => sp.GetRequiredService<BlockAttentionChatClient>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ModelLoadingService>());
