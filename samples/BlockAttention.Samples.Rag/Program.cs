@@ -78,7 +78,11 @@ LlamaModel model = null!;
 ITextTokenizer tokenizer = null!;
 using var store = new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 2L << 30 });
 BlockSession session = null!;
-await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+string loadSummary = "";
+double loadSeconds = 0;
+// Redrawn live on a terminal; when the output is redirected, drawn once at the end.
+await AnsiConsole.Progress().AutoRefresh(AnsiConsole.Profile.Capabilities.Interactive)
+    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
     .StartAsync(async progress =>
     {
         var loading = progress.AddTask("Loading the model");
@@ -93,7 +97,8 @@ await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBa
         // A random-weight preset has no tokenizer of its own: the bundled Llama 3 one stands in.
         tokenizer = model.Tokenizer ?? LlamaTokenizer.FromFile(Path.Combine(fixture, "tokenizer.json"));
         loading.Value = 100;
-        loading.Description = $"Loaded the model in {clock.Elapsed.TotalSeconds:0.0} s";
+        loadSeconds = clock.Elapsed.TotalSeconds;
+        loading.Description = $"Loaded the model in {loadSeconds:0.0} s";
 
         // Passages are encoded once, at ingestion, and kept in the store for every later question.
         session = new BlockSession(model, store);
@@ -103,7 +108,15 @@ await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBa
             await session.PrecomputeAsync([PromptBlock.FromTokens(Tokens(RagPromptTemplate.RenderPassage(passage)))]);
             encoding.Increment(1);
         }
+
+        encoding.Description = $"Encoded {passages.Count} passages into the store";
+        loadSummary = $"{loading.Description}; encoded {passages.Count} passages into the store in {(clock.Elapsed.TotalSeconds - loadSeconds):0.0} s.";
     });
+
+if (!AnsiConsole.Profile.Capabilities.Interactive)
+{
+    AnsiConsole.WriteLine(loadSummary);
+}
 
 using (model)
 using (session)

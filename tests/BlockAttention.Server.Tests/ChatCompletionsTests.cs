@@ -139,6 +139,9 @@ public sealed class ChatCompletionsTests : IClassFixture<ChatCompletionsTests.Se
         response.Content.Headers.ContentType!.MediaType.Should().Be("text/plain");
         string text = await response.Content.ReadAsStringAsync();
         text.Should().MatchRegex(@"blockattention_server_requests_total\{[^}]*endpoint=""/v1/chat/completions""[^}]*outcome=""ok""[^}]*\} [1-9]");
+        // The library's own meter, through the same exporter: TTFT histogram and reuse counters.
+        text.Should().MatchRegex(@"blockattention_time_to_first_token\w*_count\{[^}]*\} [1-9]");
+        text.Should().MatchRegex(@"blockattention_prompt_tokens\w*\{[^}]*\} [1-9]");
     }
 
     public void Dispose() => _client.Dispose();
