@@ -57,6 +57,30 @@ public sealed class LimitsTests : IClassFixture<LimitsTests.Server>
         Paths.Model.Tokenizer!.Encode(generated).Count.Should().BeInRange(1, 5, "4 new tokens at most (re-tokenizing may merge or split one)");
     }
 
+    [Fact]
+    public async Task A_prompt_and_max_tokens_beyond_the_model_context_is_a_400()
+    {
+        using var server = new ServerFactory(new() { ["Server:MaxNewTokens"] = "200000" });
+        using var client = server.CreateClient();
+        int context = Paths.Model.Info.MaxPositions;
+        int promptTokens = Paths.Model.Tokenizer!.Encode("one two three four").Count;
+
+        var response = await client.PostAsJsonAsync("/v1/chat/completions", new
+        {
+            max_tokens = context,
+            messages = new[] { new { role = "user", content = "one two three four" } },
+        });
+
+        response.StatusCode.Should().Be(HttpStatusCode.BadRequest);
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        error.GetProperty("code").GetString().Should().Be("context_length_exceeded");
+        // The chat format adds its role markers around the text, so the prompt has more tokens than the text alone.
+        error.GetProperty("message").GetString().Should().MatchRegex(
+            $@"^the prompt has (\d+) tokens and asks for up to {context} new ones, more than the model's context of {context} tokens$");
+        int counted = int.Parse(System.Text.RegularExpressions.Regex.Match(error.GetProperty("message").GetString()!, @"has (\d+) tokens").Groups[1].Value);
+        counted.Should().BeGreaterThanOrEqualTo(promptTokens);
+    }
+
     private async Task<(HttpStatusCode Status, string Message)> GenerateAsync(object body)
     {
         using var client = _server.CreateClient();
