@@ -81,37 +81,47 @@ BlockSession session = null!;
 string loadSummary = "";
 double loadSeconds = 0;
 // Redrawn live on a terminal; when the output is redirected, drawn once at the end.
-await AnsiConsole.Progress().AutoRefresh(AnsiConsole.Profile.Capabilities.Interactive)
-    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
-    .StartAsync(async progress =>
-    {
-        var loading = progress.AddTask("Loading the model");
-        var clock = Stopwatch.StartNew();
-        var withProgress = new LlamaLoadOptions
+try
+{
+    await AnsiConsole.Progress().AutoRefresh(AnsiConsole.Profile.Capabilities.Interactive)
+        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+        .StartAsync(async progress =>
         {
-            Device = loadOptions.Device,
-            DType = loadOptions.DType,
-            Progress = new Progress<ModelLoadProgress>(p => loading.Value = 100 * p.Fraction),
-        };
-        model = options.Preset is { } name ? LlamaModel.CreateRandom(name, withProgress) : LlamaModel.Load(options.Model ?? fixture, withProgress);
-        // A random-weight preset has no tokenizer of its own: the bundled Llama 3 one stands in.
-        tokenizer = model.Tokenizer ?? LlamaTokenizer.FromFile(Path.Combine(fixture, "tokenizer.json"));
-        loading.Value = 100;
-        loadSeconds = clock.Elapsed.TotalSeconds;
-        loading.Description = $"Loaded the model in {loadSeconds:0.0} s";
+            var loading = progress.AddTask("Loading the model");
+            var clock = Stopwatch.StartNew();
+            var withProgress = new LlamaLoadOptions
+            {
+                Device = loadOptions.Device,
+                DType = loadOptions.DType,
+                Progress = new Progress<ModelLoadProgress>(p => loading.Value = 100 * p.Fraction),
+            };
+            model = options.Preset is { } name ? LlamaModel.CreateRandom(name, withProgress) : LlamaModel.Load(options.Model ?? fixture, withProgress);
+            // A random-weight preset has no tokenizer of its own: the bundled Llama 3 one stands in.
+            tokenizer = model.Tokenizer ?? LlamaTokenizer.FromFile(Path.Combine(fixture, "tokenizer.json"));
+            loading.Value = 100;
+            loadSeconds = clock.Elapsed.TotalSeconds;
+            loading.Description = $"Loaded the model in {loadSeconds:0.0} s";
 
-        // Passages are encoded once, at ingestion, and kept in the store for every later question.
-        session = new BlockSession(model, store);
-        var encoding = progress.AddTask($"Encoding {passages.Count} passages", maxValue: passages.Count);
-        foreach (var passage in passages)
-        {
-            await session.PrecomputeAsync([PromptBlock.FromTokens(Tokens(RagPromptTemplate.RenderPassage(passage)))]);
-            encoding.Increment(1);
-        }
+            // Passages are encoded once, at ingestion, and kept in the store for every later question.
+            session = new BlockSession(model, store);
+            var encoding = progress.AddTask($"Encoding {passages.Count} passages", maxValue: passages.Count);
+            foreach (var passage in passages)
+            {
+                await session.PrecomputeAsync([PromptBlock.FromTokens(Tokens(RagPromptTemplate.RenderPassage(passage)))]);
+                encoding.Increment(1);
+            }
 
-        encoding.Description = $"Encoded {passages.Count} passages into the store";
-        loadSummary = $"{loading.Description}; encoded {passages.Count} passages into the store in {(clock.Elapsed.TotalSeconds - loadSeconds):0.0} s.";
-    });
+            encoding.Description = $"Encoded {passages.Count} passages into the store";
+            loadSummary = $"{loading.Description}; encoded {passages.Count} passages into the store in {(clock.Elapsed.TotalSeconds - loadSeconds):0.0} s.";
+        });
+}
+catch (Exception e) when (e is IOException or FormatException or ArgumentException or NotSupportedException or InvalidOperationException)
+{
+    // A damaged checkpoint, a device that is not there: the loader's message names the file or setting.
+    AnsiConsole.WriteLine();
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
 
 if (!AnsiConsole.Profile.Capabilities.Interactive)
 {
