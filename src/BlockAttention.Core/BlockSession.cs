@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Text;
 using BlockAttention.Attention;
 using BlockAttention.Caching;
 using BlockAttention.Diagnostics;
@@ -41,6 +42,7 @@ public sealed partial class BlockSession : IDisposable
     private readonly KvCachePool _caches;
     private readonly ILogger _logger;
     private readonly SessionTelemetry _telemetry;
+    private volatile bool _disposed;
 
     /// <summary>A session over <paramref name="model"/>, reusing blocks through <paramref name="store"/> (none: every block is encoded every time).</summary>
     /// <param name="model">The model; the session does not own it.</param>
@@ -69,8 +71,20 @@ public sealed partial class BlockSession : IDisposable
     /// <summary>The store this session reuses blocks through, or null.</summary>
     public IKvBlockStore? Store => _store;
 
+    /// <summary>
+    /// The most mask elements one chunk of a <see cref="AttentionMode.BlockOnePass"/> prefill may
+    /// build: the prompt runs in chunks of query rows, each with its rows of the block mask, so the
+    /// mask never grows with the square of the prompt. Results do not depend on it (attention is
+    /// causal: a row never looks at a later position). Settable for tests.
+    /// </summary>
+    internal long OnePassMaskElements { get; set; } = 1L << 24;
+
     /// <summary>Generates a completion of <paramref name="prompt"/>.</summary>
-    /// <exception cref="ArgumentException">The prompt or options are invalid: empty final block, longer than the model's positions, bad option values.</exception>
+    /// <exception cref="ArgumentException">
+    /// The prompt or options are invalid: more text than <see cref="GenerationOptions.MaxPromptCharacters"/> (checked
+    /// before tokenization), empty final block, longer than the model's positions, bad option values.
+    /// </exception>
+    /// <exception cref="ObjectDisposedException">The session, its model or its store was disposed (also while the request ran).</exception>
     public async Task<GenerationResult> GenerateAsync(BlockPrompt prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
         GenerationResult? result = null;
@@ -87,12 +101,21 @@ public sealed partial class BlockSession : IDisposable
     /// final: never half a UTF-8 character, never the start of a possible stop string. The last
     /// chunk carries the <see cref="GenerationResult"/>.
     /// </summary>
+    /// <remarks>
+    /// Generation ends at <see cref="GenerationOptions.MaxNewTokens"/> or when the sequence reaches
+    /// the model's positions (<see cref="ModelInfo.MaxPositions"/>), whichever comes first, with
+    /// <see cref="FinishReason.Length"/>.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The prompt or options are invalid (see <see cref="GenerateAsync"/>); thrown before any work.</exception>
+    /// <exception cref="ObjectDisposedException">The session, its model or its store was disposed (also while the request ran).</exception>
     public async IAsyncEnumerable<GenerationChunk> StreamAsync(BlockPrompt prompt, GenerationOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(prompt);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         options ??= new GenerationOptions();
         options.Validate();
+        ValidateStopTokens(options);
         var clock = Stopwatch.StartNew();
         using var span = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.GenerateActivity);
         span?.SetTag(BlockAttentionDiagnostics.ModeTag, SessionTelemetry.ModeName(options.Mode));
@@ -100,16 +123,21 @@ public sealed partial class BlockSession : IDisposable
         TokenizedPrompt request;
         using (SessionTelemetry.StartSpan(BlockAttentionDiagnostics.TokenizeActivity, span))
         {
-            request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+            request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
         }
 
         timings.Tokenize = clock.Elapsed;
         span?.SetTag("blockattention.prompt_tokens", request.TotalLength);
-        int capacity = Math.Min(request.TotalLength + options.MaxNewTokens - 1, _model.Info.MaxPositions);
+        // In 64 bits: MaxNewTokens may be anything up to int.MaxValue. The last generated token is
+        // never fed back, hence - 1; the prompt itself fits (TokenizedPrompt checked it).
+        int capacity = (int)Math.Min((long)request.TotalLength + options.MaxNewTokens - 1, _model.Info.MaxPositions);
         var stopTokens = new HashSet<int>(options.StopTokenIds ?? _model.Info.EndOfSequenceTokenIds);
         var sampler = new TokenSampler(options);
 
-        var cache = _caches.Rent(Math.Max(capacity, request.TotalLength));
+        // Where the model reads cached blocks in place, the request's cache holds only its own
+        // positions (the final block and the generated tokens); the blocks are its prefix.
+        int ownCapacity = ReadsBlocksInPlace(options) ? capacity - (request.TotalLength - request.FinalBlock.Length) : Math.Max(capacity, request.TotalLength);
+        var cache = _caches.Rent(ownCapacity);
         try
         {
             var prefill = await Logged(PrefillAsync(request, options, cache, sampler.Next, timings, span, cancellationToken)).ConfigureAwait(false);
@@ -121,7 +149,7 @@ public sealed partial class BlockSession : IDisposable
             var decoder = _model.Tokenizer is { } tokenizer ? new StreamingTextDecoder(tokenizer) : null;
             var stops = new StopStringMatcher(options.StopStrings ?? prompt.StopStrings);
             var tokens = new List<int>();
-            string text = "";
+            var text = new StringBuilder();
             int emitted = 0;
             FinishReason? finish = null;
             int next = prefill.FirstToken;
@@ -135,11 +163,8 @@ public sealed partial class BlockSession : IDisposable
                 }
 
                 tokens.Add(next);
-                text += decoder?.Append(next);
-                int stopAt = stops.FindStop(text);
-                if (stopAt >= 0)
+                if (stops.AppendAndCut(text, decoder?.Append(next)))
                 {
-                    text = text[..stopAt];
                     finish = FinishReason.StopString;
                     break;
                 }
@@ -147,7 +172,7 @@ public sealed partial class BlockSession : IDisposable
                 int safe = stops.SafeLength(text);
                 if (safe > emitted)
                 {
-                    yield return new GenerationChunk(text[emitted..safe], next);
+                    yield return new GenerationChunk(text.ToString(emitted, safe - emitted), next);
                     emitted = safe;
                 }
                 else
@@ -155,7 +180,10 @@ public sealed partial class BlockSession : IDisposable
                     yield return new GenerationChunk("", next);
                 }
 
-                if (tokens.Count >= options.MaxNewTokens || cache.Length >= cache.Capacity)
+                // The cache holds the prompt and every generated token but the last; at capacity
+                // either MaxNewTokens is reached or the model has no position left. With cached
+                // blocks read in place, the prompt's passages are the cache's prefix.
+                if (tokens.Count >= options.MaxNewTokens || cache.PrefixLength + cache.Length >= capacity)
                 {
                     finish = FinishReason.Length;
                     break;
@@ -164,21 +192,16 @@ public sealed partial class BlockSession : IDisposable
                 next = await Logged(DecodeStepAsync(next, cache, sampler, timings, cancellationToken)).ConfigureAwait(false);
             }
 
-            if (finish != FinishReason.StopString)
+            if (finish != FinishReason.StopString && stops.AppendAndCut(text, decoder?.Flush()))
             {
-                text += decoder?.Flush();
-                int stopAt = stops.FindStop(text);
-                if (stopAt >= 0)
-                {
-                    text = text[..stopAt];
-                    finish = FinishReason.StopString;
-                }
+                finish = FinishReason.StopString;
             }
 
             decodeSpan?.SetTag("blockattention.generated_tokens", tokens.Count);
+            string final = text.ToString();
             var result = new GenerationResult
             {
-                Text = text,
+                Text = final,
                 TokenIds = tokens,
                 FinishReason = finish!.Value,
                 Mode = options.Mode,
@@ -193,7 +216,7 @@ public sealed partial class BlockSession : IDisposable
                 Timings = timings.Build(),
             };
             _telemetry.RecordRequest(result);
-            yield return new GenerationChunk(emitted < text.Length ? text[emitted..] : "", null, result);
+            yield return new GenerationChunk(emitted < final.Length ? final[emitted..] : "", null, result);
         }
         finally
         {
@@ -220,10 +243,11 @@ public sealed partial class BlockSession : IDisposable
     /// so it can run while the session serves. A block is looked up exactly as a request's local block.
     /// </summary>
     /// <exception cref="InvalidOperationException">The session has no store.</exception>
-    /// <exception cref="ArgumentException">A block is longer than the model's positions.</exception>
+    /// <exception cref="ArgumentException">A block is longer than the model's positions (or its text than <see cref="GenerationOptions.DefaultPromptCharactersPerPosition"/> per position).</exception>
     public async Task<PrecomputeResult> PrecomputeAsync(IEnumerable<PromptBlock> blocks, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(blocks);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var store = _store ?? throw new InvalidOperationException("this session has no block store: there is nowhere to keep precomputed blocks");
         var list = blocks.ToList();
         using var span = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.PrecomputeActivity);
@@ -232,6 +256,12 @@ public sealed partial class BlockSession : IDisposable
         for (int index = 0; index < list.Count; index++)
         {
             var block = list[index] ?? throw new ArgumentException($"block {index} is null", nameof(blocks));
+            long characterLimit = (long)_model.Info.MaxPositions * GenerationOptions.DefaultPromptCharactersPerPosition;
+            if (block.Text is { Length: var characters } && characters > characterLimit)
+            {
+                throw new ArgumentException($"block {index} has {characters} characters, more than the limit of {characterLimit} for this model", nameof(blocks));
+            }
+
             int[] tokens = block.Tokens is { } ids ? [.. ids] : TokenizedPrompt.Encode(block.Text!, _model.Tokenizer);
             if (tokens.Length == 0)
             {
@@ -288,9 +318,14 @@ public sealed partial class BlockSession : IDisposable
     public Task<PrecomputeResult> PrecomputeAsync(IEnumerable<RagPassage> passages, CancellationToken cancellationToken = default) =>
         PrecomputeAsync((passages ?? throw new ArgumentNullException(nameof(passages))).Select(RagPromptTemplate.RenderPassage), cancellationToken);
 
-    /// <summary>Frees the request caches kept for reuse. The model and the store are the caller's.</summary>
+    /// <summary>
+    /// Frees the request caches kept for reuse. Requests still running end with
+    /// <see cref="ObjectDisposedException"/> at their next step on the model (their caches and
+    /// blocks are freed as they leave). The model and the store are the caller's.
+    /// </summary>
     public void Dispose()
     {
+        _disposed = true;
         _caches.Dispose();
         _telemetry.Dispose();
     }
@@ -301,8 +336,9 @@ public sealed partial class BlockSession : IDisposable
     /// </summary>
     internal async Task<float[]> FirstTokenLogitsAsync(BlockPrompt prompt, GenerationOptions options, CancellationToken cancellationToken = default)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         options.Validate();
-        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
         using var cache = _model.CreateCache(request.TotalLength);
         float[]? logits = null;
         await PrefillAsync(request, options, cache, row =>
@@ -327,8 +363,9 @@ public sealed partial class BlockSession : IDisposable
             var clock = Stopwatch.StartNew();
             using var finalSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.FinalBlockActivity, span);
             int[] all = request.AllTokens();
-            using var mask = options.Mode == AttentionMode.BlockOnePass ? BlockMask.Create(request.BlockLengths(), _model.Info.Device) : null;
-            using var logits = _model.Forward(all, cache, 1, mask)!;
+            using var logits = options.Mode == AttentionMode.BlockOnePass
+                ? ForwardOnePass(all, request.BlockLengths(), cache)
+                : _model.Forward(all, cache, 1)!;
             using var last = logits[0];
             int first = pick(last);
             timings.FinalBlock = clock.Elapsed;
@@ -336,6 +373,27 @@ public sealed partial class BlockSession : IDisposable
                 .Append(new BlockReport(request.LocalBlocks.Count, request.FinalBlock.Length, BlockOutcome.Final)).ToList();
             return new PrefillOutcome(first, all.Length, ReusedBlocks: 0, EncodedBlocks: 0, blocks); // no block is encoded on its own
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The prompt as one sequence under the block mask, in chunks of query rows: each chunk
+    /// attends to the cache written by the chunks before it, with its own rows of the mask built
+    /// on the model's device. Exact, because no row attends to a later position.
+    /// </summary>
+    private Tensor ForwardOnePass(int[] all, IReadOnlyList<int> blockLengths, KvCache cache)
+    {
+        int rows = (int)Math.Clamp(OnePassMaskElements / all.Length, 1, all.Length);
+        for (int start = 0; ; start += rows)
+        {
+            int count = Math.Min(rows, all.Length - start);
+            bool last = start + count == all.Length;
+            using var mask = BlockMask.CreateRows(blockLengths, start, count, _model.Info.Device);
+            var logits = _model.Forward(all.AsSpan(start, count), cache, last ? 1 : 0, mask);
+            if (last)
+            {
+                return logits!;
+            }
+        }
     }
 
     private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick,
@@ -375,17 +433,18 @@ public sealed partial class BlockSession : IDisposable
                         timings.Encode += clock.Elapsed;
                         return fresh;
                     }, cancellationToken).ConfigureAwait(false);
+                    blocks.Add(block); // from here on the finally releases it, whatever the store does
                     encoded++;
                     computed += tokens.Length;
                     reports.Add(new BlockReport(index, tokens.Length, BlockOutcome.Encoded));
                     if (_store is not null && options.StoreEncodedBlocks)
                     {
-                        blocks.Add(block); // released in finally even if storing fails
                         var storeClock = Stopwatch.StartNew();
                         await TryStoreAsync(_store, block, index).ConfigureAwait(false);
                         timings.Lookup += storeClock.Elapsed;
-                        continue;
                     }
+
+                    continue;
                 }
 
                 blocks.Add(block);
@@ -397,7 +456,14 @@ public sealed partial class BlockSession : IDisposable
                 var clock = Stopwatch.StartNew();
                 using (SessionTelemetry.StartSpan(BlockAttentionDiagnostics.AssembleActivity, span))
                 {
-                    BlockAssembler.Assemble(blocks, _model.Rotary, cache);
+                    if (ReadsBlocksInPlace(options) && blocks.Count > 0)
+                    {
+                        cache.AttachPrefix(KvPrefix.Acquire(blocks)); // no copy: the blocks stay where the store keeps them
+                    }
+                    else
+                    {
+                        BlockAssembler.Assemble(blocks, _model.Rotary, cache);
+                    }
                 }
 
                 timings.Assembly = clock.Elapsed;
@@ -418,6 +484,9 @@ public sealed partial class BlockSession : IDisposable
             }
         }
     }
+
+    private bool ReadsBlocksInPlace(GenerationOptions options) =>
+        options.Mode == AttentionMode.Block && _model is IKvPrefixAttention { CanAttendKvPrefix: true };
 
     /// <summary>A store lookup; a store that fails is logged and counts as a miss, so the request goes on without reuse.</summary>
     private async Task<KvBlock?> TryLookupAsync(IKvBlockStore store, BlockKey key, int[] tokens, int index, Activity? parent, CancellationToken cancellationToken)
@@ -504,6 +573,7 @@ public sealed partial class BlockSession : IDisposable
         await _modelGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             return work();
         }
         finally
@@ -511,6 +581,16 @@ public sealed partial class BlockSession : IDisposable
             _modelGate.Release();
         }
     }
+
+    private void ValidateStopTokens(GenerationOptions options)
+    {
+        if (options.StopTokenIds is { } ids && ids.FirstOrDefault(id => id >= _model.Info.VocabSize, -1) is int outside and >= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(GenerationOptions.StopTokenIds), outside,
+                $"StopTokenIds holds {outside}, outside the model's vocabulary (0..{_model.Info.VocabSize - 1})");
+        }
+    }
+
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Debug, Message = "Block {Index} ({Tokens} tokens) found in the store")]
     private static partial void LogStoreHit(ILogger logger, int index, int tokens);

@@ -1,3 +1,4 @@
+using BlockAttention.Generation;
 using BlockAttention.Prompts;
 using BlockAttention.Text;
 
@@ -6,11 +7,11 @@ namespace BlockAttention;
 /// <summary>A prompt's blocks as token ids, validated against the model's limits.</summary>
 internal sealed class TokenizedPrompt
 {
-    private TokenizedPrompt(IReadOnlyList<int[]> localBlocks, int[] finalBlock)
+    private TokenizedPrompt(IReadOnlyList<int[]> localBlocks, int[] finalBlock, int totalLength)
     {
         LocalBlocks = localBlocks;
         FinalBlock = finalBlock;
-        TotalLength = localBlocks.Sum(b => b.Length) + finalBlock.Length;
+        TotalLength = totalLength;
     }
 
     public IReadOnlyList<int[]> LocalBlocks { get; }
@@ -20,22 +21,39 @@ internal sealed class TokenizedPrompt
     public int TotalLength { get; }
 
     /// <summary>Tokenizes each block on its own (no BOS) and checks the prompt fits the model.</summary>
-    /// <exception cref="ArgumentException">The final block is empty, or the prompt is longer than <paramref name="maxPositions"/>.</exception>
-    public static TokenizedPrompt Create(BlockPrompt prompt, ITextTokenizer? tokenizer, int maxPositions)
+    /// <param name="prompt">The prompt.</param>
+    /// <param name="tokenizer">The model's tokenizer; null when the model has none.</param>
+    /// <param name="maxPositions">The model's positions: the most tokens the prompt may have.</param>
+    /// <param name="maxCharacters">The most characters the text blocks may hold together, checked before tokenizing any.</param>
+    /// <exception cref="ArgumentException">
+    /// The text blocks hold more than <paramref name="maxCharacters"/> characters, the final block is empty, or the
+    /// prompt is longer than <paramref name="maxPositions"/>.
+    /// </exception>
+    public static TokenizedPrompt Create(BlockPrompt prompt, ITextTokenizer? tokenizer, int maxPositions, long maxCharacters)
     {
+        long characters = prompt.Blocks.Sum(b => (long)(b.Text?.Length ?? 0));
+        if (characters > maxCharacters)
+        {
+            throw new ArgumentException(
+                $"the prompt's text has {characters} characters, more than the limit of {maxCharacters} " +
+                $"(GenerationOptions.MaxPromptCharacters; by default {GenerationOptions.DefaultPromptCharactersPerPosition} per position of the model)",
+                nameof(prompt));
+        }
+
         var blocks = prompt.Blocks.Select(b => b.Tokens is { } ids ? ids.ToArray() : Encode(b.Text!, tokenizer)).ToList();
-        var request = new TokenizedPrompt(blocks.Take(blocks.Count - 1).ToList(), blocks[^1]);
-        if (request.FinalBlock.Length == 0)
+        if (blocks[^1].Length == 0)
         {
             throw new ArgumentException("the final block is empty: it must hold at least one token (the question)", nameof(prompt));
         }
 
-        if (request.TotalLength > maxPositions)
+        // Summed in 64 bits: blocks of token ids given by the caller may add up past int.MaxValue.
+        long total = blocks.Sum(b => (long)b.Length);
+        if (total > maxPositions)
         {
-            throw new ArgumentException($"the prompt has {request.TotalLength} tokens, more than the model's {maxPositions} positions", nameof(prompt));
+            throw new ArgumentException($"the prompt has {total} tokens, more than the model's {maxPositions} positions", nameof(prompt));
         }
 
-        return request;
+        return new TokenizedPrompt(blocks.Take(blocks.Count - 1).ToList(), blocks[^1], (int)total);
     }
 
     internal static int[] Encode(string text, ITextTokenizer? tokenizer) => tokenizer is null

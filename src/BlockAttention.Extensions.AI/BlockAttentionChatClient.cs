@@ -25,6 +25,7 @@ namespace BlockAttention.AI;
 /// <para>
 /// <see cref="ChatOptions"/>: <c>MaxOutputTokens</c>, <c>Temperature</c>, <c>TopP</c>, <c>TopK</c>,
 /// <c>Seed</c> and <c>StopSequences</c> (added to the format's end-of-turn markers) are honoured;
+/// <c>Instructions</c> become a system message before the others;
 /// <c>ModelId</c>, when set, must be this client's; the attention mode is chosen with
 /// <see cref="ModeProperty"/> in <c>AdditionalProperties</c> (<c>block</c>, <c>full</c> or
 /// <c>block_one_pass</c>, or an <see cref="AttentionMode"/>). Tools, response formats other than
@@ -134,7 +135,7 @@ public sealed class BlockAttentionChatClient : IChatClient
     /// <inheritdoc />
     public async Task<ChatResponse> GetResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var prompt = CreatePrompt(messages);
+        var prompt = CreatePrompt(WithInstructions(messages, options));
         var generation = ToGenerationOptions(options, prompt);
         var result = await _session.GenerateAsync(prompt, generation, cancellationToken).ConfigureAwait(false);
         string id = NewId();
@@ -153,7 +154,7 @@ public sealed class BlockAttentionChatClient : IChatClient
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AIChatMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var prompt = CreatePrompt(messages);
+        var prompt = CreatePrompt(WithInstructions(messages, options));
         var generation = ToGenerationOptions(options, prompt);
         string id = NewId();
         var created = DateTimeOffset.UtcNow;
@@ -258,6 +259,13 @@ public sealed class BlockAttentionChatClient : IChatClient
         };
         generation.Validate();
         return generation;
+    }
+
+    /// <summary><see cref="ChatOptions.Instructions"/> become a system message before the others.</summary>
+    private static IEnumerable<AIChatMessage> WithInstructions(IEnumerable<AIChatMessage> messages, ChatOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        return string.IsNullOrEmpty(options?.Instructions) ? messages : messages.Prepend(new AIChatMessage(ChatRole.System, options.Instructions));
     }
 
     private AttentionMode ModeOf(ChatOptions options)

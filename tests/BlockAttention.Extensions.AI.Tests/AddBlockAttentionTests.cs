@@ -84,7 +84,7 @@ public class AddBlockAttentionTests
     }
 
     [Fact]
-    public void The_store_size_in_tokens_is_converted_with_the_model_s_bytes_per_token()
+    public async Task The_store_size_in_tokens_is_converted_with_the_model_s_bytes_per_token()
     {
         using var host = BuildHost(Settings(("StoreMaxTokens", "1000")));
         var model = host.Services.GetRequiredService<ICausalLanguageModel>();
@@ -95,8 +95,8 @@ public class AddBlockAttentionTests
         var ids = Enumerable.Range(1000, 600).ToArray();
         var a = KvBlock.Encode(model, ids);
         var b = KvBlock.Encode(model, ids.Select(i => i + 1).ToArray());
-        store.SetAsync(a).AsTask().Result.Should().BeTrue();
-        store.SetAsync(b).AsTask().Result.Should().BeTrue();
+        (await store.SetAsync(a)).Should().BeTrue();
+        (await store.SetAsync(b)).Should().BeTrue();
         store.Statistics.Bytes.Should().Be(600 * perToken);
         store.Statistics.Evictions.Should().Be(1);
         a.Release();

@@ -122,6 +122,20 @@ public class ChatClientTests
     }
 
     [Fact]
+    public async Task Instructions_answer_as_a_system_message_would()
+    {
+        using var session = new BlockSession(Fixtures.Model());
+        var client = session.AsChatClient();
+        List<AIChatMessage> question = [new(ChatRole.User, "Who discovered radium?")];
+
+        var instructed = await client.GetResponseAsync(question, new ChatOptions { Instructions = System, MaxOutputTokens = 6 });
+        var withSystem = await client.GetResponseAsync([new(ChatRole.System, System), .. question], new ChatOptions { MaxOutputTokens = 6 });
+
+        instructed.Text.Should().Be(withSystem.Text);
+        instructed.Usage!.InputTokenCount.Should().Be(withSystem.Usage!.InputTokenCount);
+    }
+
+    [Fact]
     public async Task Max_output_tokens_ends_with_finish_reason_length()
     {
         using var session = new BlockSession(Fixtures.Model(), NewStore());

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using BlockAttention.IO;
 
 namespace BlockAttention.Cli.Bench;
 
@@ -86,7 +87,7 @@ internal sealed record BenchBaseline(string Path, IReadOnlyDictionary<int, doubl
 
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            using var document = StrictJson.Parse(InputFile.ReadAllBytes(path, Verify.GoldenJsonReader.MaxBytes, "baseline file"));
             var table = new Dictionary<int, double>();
             int index = 0;
             foreach (var row in document.RootElement.GetProperty("rows").EnumerateArray())
@@ -103,6 +104,10 @@ internal sealed record BenchBaseline(string Path, IReadOnlyDictionary<int, doubl
             }
 
             return new BenchBaseline(path, table);
+        }
+        catch (InputFileException e)
+        {
+            throw new InputException(e.Message, e);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {

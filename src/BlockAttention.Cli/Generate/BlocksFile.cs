@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.IO;
 using BlockAttention.Prompts;
 
 namespace BlockAttention.Cli.Generate;
@@ -9,18 +10,43 @@ namespace BlockAttention.Cli.Generate;
 /// <c>{"passages": [{"title", "text"}], "question": "...", "instruction"?: "..."}</c>, laid out as
 /// the reference does (<see cref="BlockPrompt.ForRag"/>).
 /// </summary>
+/// <remarks>
+/// The file is read through <see cref="InputFile"/>: only a regular file of at most
+/// <see cref="MaxBytes"/> is read, so a named pipe or a link to a device cannot hang or exhaust the
+/// tool. A UTF-8 byte order mark is accepted; text that is not UTF-8, or a string escaping a lone
+/// surrogate, is rejected with the file named.
+/// </remarks>
 internal static class BlocksFile
 {
-    public static BlockPrompt Read(string path)
+    /// <summary>The largest blocks file read: 64 MiB, far more text than any model's context holds.</summary>
+    public const long MaxBytes = 64L << 20;
+
+    public static BlockPrompt Read(string path) => Read(path, MaxBytes);
+
+    public static BlockPrompt Read(string path, long maxBytes)
     {
         if (!File.Exists(path))
         {
             throw new InputException($"blocks file not found: {path}");
         }
 
+        byte[] bytes;
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+            bytes = InputFile.ReadAllBytes(path, maxBytes, "blocks file");
+        }
+        catch (IOException e)
+        {
+            throw new InputException($"{path}: {e.Message}", e);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new InputException($"{path}: {e.Message}", e);
+        }
+
+        try
+        {
+            using var document = StrictJson.Parse(bytes);
             var root = document.RootElement;
             return root.ValueKind switch
             {
@@ -33,6 +59,11 @@ internal static class BlocksFile
         catch (JsonException e)
         {
             throw Problem(path, $"not valid JSON ({e.Message})");
+        }
+        catch (ArgumentException e)
+        {
+            // The prompt builders refuse what no prompt can be (no final block, an empty question).
+            throw Problem(path, e.Message);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.IO;
 using BlockAttention.Llama.Tokenization;
 
 namespace BlockAttention.Cli.Tokenize;
@@ -106,7 +107,7 @@ internal static class TokenizeCommand
 
             try
             {
-                using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(path));
+                using JsonDocument document = StrictJson.Parse(InputFile.ReadAllBytes(path, Verify.GoldenJsonReader.MaxBytes, "golden file"));
                 return document.RootElement.GetProperty("cases").EnumerateArray()
                     .Select(c => new GoldenCase(
                         c.GetProperty("text").GetString()!,

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.IO;
 
 namespace BlockAttention.Cli.Verify;
 
@@ -8,16 +9,23 @@ namespace BlockAttention.Cli.Verify;
 /// </summary>
 internal static class GoldenJsonReader
 {
+    /// <summary>The largest golden file read (256 MiB; the fixtures' are a few kilobytes).</summary>
+    public const long MaxBytes = 256L << 20;
+
     public static IReadOnlyList<GoldenCase> Read(string path)
     {
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path));
+            document = StrictJson.Parse(InputFile.ReadAllBytes(path, MaxBytes, "golden file"));
         }
         catch (JsonException e)
         {
             throw new InputException($"{path}: not valid JSON ({e.Message})", e);
+        }
+        catch (IOException e)
+        {
+            throw new InputException($"{path}: {e.Message}", e);
         }
 
         using (document)

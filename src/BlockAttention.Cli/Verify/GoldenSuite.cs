@@ -52,8 +52,9 @@ internal sealed class GoldenSuite : IDisposable
         {
             return new GoldenSuite(directory, cases, SafetensorsFile.Open(tensorsPath));
         }
-        catch (CheckpointFormatException e)
+        catch (IOException e)
         {
+            // A malformed header (CheckpointFormatException), or not a regular file (InputFileException).
             throw new InputException(e.Message, e);
         }
     }

@@ -36,13 +36,21 @@ public static class BlockAssembler
             return;
         }
 
-        using var inference = inference_mode();
-        using var scope = NewDisposeScope();
+        // Offsets in 64 bits, and checked against the cache before anything is written.
         var offsets = new long[blocks.Count];
-        for (int b = 0, position = cache.Length; b < blocks.Count; position += blocks[b].Length, b++)
+        long position = cache.Length;
+        for (int b = 0; b < blocks.Count; position += blocks[b].Length, b++)
         {
             offsets[b] = position;
         }
+
+        if (position > cache.Capacity)
+        {
+            throw new InvalidOperationException($"the blocks end at position {position}, past the cache capacity {cache.Capacity} ({cache.Length} already used)");
+        }
+
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
 
         // One gather for every block's angle: [blocks, headDim] cos and signed sin.
         var index = tensor(offsets, ScalarType.Int64, cache.Device);
@@ -65,7 +73,7 @@ public static class BlockAssembler
             }
         }
 
-        cache.Advance(blocks.Sum(b => b.Length));
+        cache.Advance((int)(position - cache.Length));
     }
 
     /// <summary>Writes <paramref name="keys"/> <c>[..., headDim]</c> rotated by one angle (<paramref name="cos"/>, <paramref name="sin"/>: <c>[headDim/2]</c>) into <paramref name="destination"/>.</summary>

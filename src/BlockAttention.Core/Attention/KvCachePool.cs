@@ -21,8 +21,11 @@ internal sealed class KvCachePool(ICausalLanguageModel model, int maxIdle) : IDi
     private bool _disposed;
 
     /// <summary>An empty cache holding at least <paramref name="capacity"/> positions (at most the model's).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="capacity"/> is not between 1 and the model's positions.</exception>
     public KvCache Rent(int capacity)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(capacity, model.Info.MaxPositions);
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -36,8 +39,9 @@ internal sealed class KvCachePool(ICausalLanguageModel model, int maxIdle) : IDi
             }
         }
 
+        // Rounded up in 64 bits, then never past the model's positions (which capacity is within).
         long rounded = (capacity + (long)Granularity - 1) / Granularity * Granularity;
-        return model.CreateCache((int)Math.Min(rounded, Math.Max(capacity, model.Info.MaxPositions)));
+        return model.CreateCache((int)Math.Min(rounded, model.Info.MaxPositions));
     }
 
     /// <summary>Takes a cache back when the request is done with it; keeps the newest few, frees the rest.</summary>

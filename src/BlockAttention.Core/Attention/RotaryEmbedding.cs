@@ -18,6 +18,7 @@ public sealed class RotaryEmbedding : IDisposable
     private readonly float[] _inverseFrequencies;
     private readonly Lock _tableLock = new();
     private readonly Dictionary<string, (Tensor Cos, Tensor Sin)> _tables = [];
+    private bool _disposed;
 
     /// <summary>Creates the embedding from the inverse frequencies of one half of a head.</summary>
     public RotaryEmbedding(float[] inverseFrequencies)
@@ -87,12 +88,20 @@ public sealed class RotaryEmbedding : IDisposable
     /// uses float32 angles instead (see <see cref="AnglesAt"/>). Slices of a cached table: do
     /// not modify them; disposing them is allowed.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The embedding was disposed.</exception>
     public RotaryAngles Angles(long start, long count, Device device, ScalarType dtype = ScalarType.Float32)
     {
-        var (cos, signedSin) = Table(start + count, device, dtype);
-        using var cosRows = cos.narrow(0, start, count);
-        using var sinRows = signedSin.narrow(0, start, count);
-        return new RotaryAngles(cosRows.unsqueeze(1), sinRows.unsqueeze(1));
+        ArgumentOutOfRangeException.ThrowIfNegative(start);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        // Sliced under the lock: another thread may replace (grow) or dispose the table, and a
+        // view, once made, keeps its storage alive on its own.
+        lock (_tableLock)
+        {
+            var (cos, signedSin) = Table(start + count, device, dtype);
+            using var cosRows = cos.narrow(0, start, count);
+            using var sinRows = signedSin.narrow(0, start, count);
+            return new RotaryAngles(cosRows.unsqueeze(1), sinRows.unsqueeze(1));
+        }
     }
 
     /// <summary>
@@ -100,10 +109,15 @@ public sealed class RotaryEmbedding : IDisposable
     /// (int64 on <paramref name="device"/>): float32 cos and signed sin, <c>[positions, headDim]</c>,
     /// gathered from the cached table with no host-to-device copy of angles.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The embedding was disposed.</exception>
     public RotaryAngles AnglesAt(Tensor positions, long maxPosition, Device device)
     {
-        var (cos, signedSin) = Table(maxPosition + 1, device, ScalarType.Float32);
-        return new RotaryAngles(cos.index_select(0, positions), signedSin.index_select(0, positions));
+        ArgumentOutOfRangeException.ThrowIfNegative(maxPosition);
+        lock (_tableLock)
+        {
+            var (cos, signedSin) = Table(maxPosition + 1, device, ScalarType.Float32);
+            return new RotaryAngles(cos.index_select(0, positions), signedSin.index_select(0, positions));
+        }
     }
 
     /// <summary>
@@ -119,34 +133,33 @@ public sealed class RotaryEmbedding : IDisposable
         return rotation.Apply(keys).MoveToOuterDisposeScope();
     }
 
+    /// <summary>The cos/sin table of at least <paramref name="length"/> positions. Called under the table lock.</summary>
     private (Tensor Cos, Tensor Sin) Table(long length, Device device, ScalarType dtype)
     {
         string key = $"{device}/{dtype}";
-        lock (_tableLock)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_tables.TryGetValue(key, out var table) && table.Cos.shape[0] >= length)
         {
-            if (_tables.TryGetValue(key, out var table) && table.Cos.shape[0] >= length)
-            {
-                return table;
-            }
-
-            // Grow to the next power of two so that a growing prompt rebuilds the table rarely.
-            long size = Math.Max(256, (long)BitOperationsRoundUp(length));
-            using var scope = NewDisposeScope();
-            var positions = arange(size, dtype: ScalarType.Float32);
-            var angles = AnglesFor(positions);
-            var cos = angles.cos().to(dtype, device).DetachFromDisposeScope();
-            var sin = SignedSin(angles).to(dtype, device).DetachFromDisposeScope();
-            // A request in flight may hold slices of the old table: views keep their storage alive
-            // in libtorch, so releasing our handles here is safe.
-            if (_tables.TryGetValue(key, out var old))
-            {
-                old.Cos.Dispose();
-                old.Sin.Dispose();
-            }
-
-            _tables[key] = (cos, sin);
-            return (cos, sin);
+            return table;
         }
+
+        // Grow to the next power of two so that a growing prompt rebuilds the table rarely.
+        long size = Math.Max(256, (long)BitOperationsRoundUp(length));
+        using var scope = NewDisposeScope();
+        var positions = arange(size, dtype: ScalarType.Float32);
+        var angles = AnglesFor(positions);
+        var cos = angles.cos().to(dtype, device).DetachFromDisposeScope();
+        var sin = SignedSin(angles).to(dtype, device).DetachFromDisposeScope();
+        // A request in flight may hold slices of the old table: views keep their storage alive
+        // in libtorch, so releasing our handles here is safe (slices are made under the lock).
+        if (_tables.TryGetValue(key, out var old))
+        {
+            old.Cos.Dispose();
+            old.Sin.Dispose();
+        }
+
+        _tables[key] = (cos, sin);
+        return (cos, sin);
     }
 
     /// <summary>
@@ -190,6 +203,7 @@ public sealed class RotaryEmbedding : IDisposable
     {
         lock (_tableLock)
         {
+            _disposed = true;
             foreach (var (cos, sin) in _tables.Values)
             {
                 cos.Dispose();

@@ -36,7 +36,7 @@ public sealed record ModelInfo(
     public string? ChatTemplate { get; init; }
 
     /// <summary>Bytes of KV cache one token takes across all layers.</summary>
-    public long KvBytesPerToken => 2L * Layers * KvHeads * HeadDim * ElementSize(DType);
+    public long KvBytesPerToken => checked(2L * Layers * KvHeads * HeadDim * ElementSize(DType));
 
     private static int ElementSize(ScalarType dtype) => dtype switch
     {

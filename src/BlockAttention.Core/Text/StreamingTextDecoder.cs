@@ -50,7 +50,7 @@ public sealed class StreamingTextDecoder
     {
         if (_count == _ids.Length)
         {
-            Array.Resize(ref _ids, _ids.Length * 2);
+            Array.Resize(ref _ids, (int)Math.Min(_ids.Length * 2L, Array.MaxLength)); // doubled in 64 bits
         }
 
         _ids[_count++] = tokenId;
