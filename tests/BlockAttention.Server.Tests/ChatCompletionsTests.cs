@@ -15,7 +15,7 @@ public sealed class ChatCompletionsTests : IClassFixture<ChatCompletionsTests.Se
 
     public ChatCompletionsTests(Server server) => _client = server.CreateClient();
 
-    public sealed class Server() : ServerFactory(new() { ["Server:MaxNewTokens"] = "16" });
+    public sealed class Server() : ServerFactory(new() { ["BlockAttentionServer:MaxNewTokens"] = "16" });
 
     private static JsonObject Request(string tag, bool stream = false) => new()
     {
@@ -93,7 +93,7 @@ public sealed class ChatCompletionsTests : IClassFixture<ChatCompletionsTests.Se
     [InlineData("{\"model\": \"gpt-4o\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", 404, "model", "The model 'gpt-4o' does not exist*")]
     [InlineData("{\"n\": 2, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", 400, "n", "'n' must be 1*")]
     [InlineData("{\"max_tokens\": 17, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", 400, "max_tokens",
-        "'max_tokens' must be between 1 and 16 (Server:MaxNewTokens), got 17")]
+        "'max_tokens' must be between 1 and 16 (BlockAttentionServer:MaxNewTokens), got 17")]
     [InlineData("{\"max_completion_tokens\": 0, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}", 400, "max_completion_tokens", "*got 0")]
     [InlineData("{\"messages\": [{\"role\": \"tool\", \"content\": \"hi\"}]}", 400, "messages[0].role", "*'tool' is not supported*")]
     [InlineData("{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\", \"image_url\": {}}]}]}", 400, "messages[0].content[0]",

@@ -27,7 +27,7 @@ public sealed class GenerateEndpointTests : IClassFixture<GenerateEndpointTests.
     public GenerateEndpointTests(Server server) => _client = server.CreateClient();
 
     /// <summary>A server whose generations are short, so that the comparisons run fast.</summary>
-    public sealed class Server() : ServerFactory(new() { ["Server:MaxNewTokens"] = "6" });
+    public sealed class Server() : ServerFactory(new() { ["BlockAttentionServer:MaxNewTokens"] = "6" });
 
     [Theory]
     [InlineData(null)]

@@ -13,10 +13,10 @@ public sealed class LimitsTests : IClassFixture<LimitsTests.Server>
 
     public sealed class Server() : ServerFactory(new()
     {
-        ["Server:MaxBlocks"] = "3",
-        ["Server:MaxBlockTokens"] = "8",
-        ["Server:MaxRequestBodyBytes"] = "2048",
-        ["Server:MaxNewTokens"] = "4",
+        ["BlockAttentionServer:MaxBlocks"] = "3",
+        ["BlockAttentionServer:MaxBlockTokens"] = "8",
+        ["BlockAttentionServer:MaxRequestBodyBytes"] = "2048",
+        ["BlockAttentionServer:MaxNewTokens"] = "4",
     });
 
     [Fact]
@@ -25,7 +25,7 @@ public sealed class LimitsTests : IClassFixture<LimitsTests.Server>
         var (status, message) = await GenerateAsync(new { blocks = new[] { "a", "b", "c", "d" } });
 
         status.Should().Be(HttpStatusCode.BadRequest);
-        message.Should().Be("the request has 4 blocks, more than the limit of 3 (Server:MaxBlocks)");
+        message.Should().Be("the request has 4 blocks, more than the limit of 3 (BlockAttentionServer:MaxBlocks)");
     }
 
     [Fact]
@@ -34,7 +34,7 @@ public sealed class LimitsTests : IClassFixture<LimitsTests.Server>
         var (status, message) = await GenerateAsync(new { blocks = new[] { "short", "one two three four five six seven eight nine ten" } });
 
         status.Should().Be(HttpStatusCode.BadRequest);
-        message.Should().MatchRegex(@"^blocks\[1\] has \d+ tokens, more than the limit of 8 per block \(Server:MaxBlockTokens\)$");
+        message.Should().MatchRegex(@"^blocks\[1\] has \d+ tokens, more than the limit of 8 per block \(BlockAttentionServer:MaxBlockTokens\)$");
     }
 
     [Fact]
@@ -43,7 +43,7 @@ public sealed class LimitsTests : IClassFixture<LimitsTests.Server>
         var (status, message) = await GenerateAsync(new { blocks = new[] { new string('x', 3000) } });
 
         status.Should().Be(HttpStatusCode.RequestEntityTooLarge);
-        message.Should().Be("the request body is larger than the limit of 2048 bytes (Server:MaxRequestBodyBytes)");
+        message.Should().Be("the request body is larger than the limit of 2048 bytes (BlockAttentionServer:MaxRequestBodyBytes)");
     }
 
     [Fact]
@@ -60,7 +60,7 @@ public sealed class LimitsTests : IClassFixture<LimitsTests.Server>
     [Fact]
     public async Task A_prompt_and_max_tokens_beyond_the_model_context_is_a_400()
     {
-        using var server = new ServerFactory(new() { ["Server:MaxNewTokens"] = "200000" });
+        using var server = new ServerFactory(new() { ["BlockAttentionServer:MaxNewTokens"] = "200000" });
         using var client = server.CreateClient();
         int context = Paths.Model.Info.MaxPositions;
         int promptTokens = Paths.Model.Tokenizer!.Encode("one two three four").Count;

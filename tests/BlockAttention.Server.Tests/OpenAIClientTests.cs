@@ -63,7 +63,7 @@ public sealed class OpenAIClientTests
     [Fact]
     public async Task A_client_that_disconnects_mid_stream_cancels_its_generation()
     {
-        await using var server = await KestrelServer.StartAsync(new() { ["Server:MaxNewTokens"] = "2048" });
+        await using var server = await KestrelServer.StartAsync(new() { ["BlockAttentionServer:MaxNewTokens"] = "2048" });
         // No draining of the unread response on dispose: the connection closes at once, as a client that goes away.
         using var http = new HttpClient(new SocketsHttpHandler { MaxResponseDrainSize = 0 }) { BaseAddress = server.Address };
         var body = new JsonObject

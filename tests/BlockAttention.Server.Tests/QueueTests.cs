@@ -17,7 +17,7 @@ public sealed class QueueTests
     {
         var store = new GatedStore(new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 26 }));
         using var server = new ServerFactory(
-            new() { ["Server:MaxConcurrentRequests"] = "1", ["Server:MaxQueuedRequests"] = "1", ["Server:RetryAfterSeconds"] = "7", ["Server:MaxNewTokens"] = "2" },
+            new() { ["BlockAttentionServer:MaxConcurrentRequests"] = "1", ["BlockAttentionServer:MaxQueuedRequests"] = "1", ["BlockAttentionServer:RetryAfterSeconds"] = "7", ["BlockAttentionServer:MaxNewTokens"] = "2" },
             _ => store);
         using var client = server.CreateClient();
         object body = new { blocks = new[] { "A passage.\n", "A question?\n" } };

@@ -1,5 +1,5 @@
 using BlockAttention.Generation;
-using BlockAttention.Server.Reference;
+using BlockAttention.AspNetCore.Reference;
 
 namespace BlockAttention.Server.Tests;
 

@@ -1,31 +1,52 @@
 using System.Text.Json.Serialization;
-using BlockAttention.Server.Reference;
+using BlockAttention.AspNetCore.Reference;
 
-namespace BlockAttention.Server.Http;
+namespace BlockAttention.AspNetCore.Http;
+
+/// <summary>The error shape of an endpoint.</summary>
+internal enum ErrorShape
+{
+    /// <summary>The reference server's <c>{"ret", "generated", "message"}</c>, <c>ret</c> ≠ 0.</summary>
+    Reference,
+
+    /// <summary>OpenAI's <c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
+    OpenAI,
+}
 
 /// <summary>
-/// Turns failures into each API's error shape: the reference's <c>{"ret", "generated", "message"}</c>
-/// with <c>ret</c> ≠ 0 for /generate, OpenAI's <c>{"error": {...}}</c> for /v1. A client that went
-/// away is not answered; its generation has already stopped through the request's cancellation.
+/// The filter of every generating endpoint: it takes a place in the <see cref="GenerationQueue"/> (or
+/// answers 429 with <c>Retry-After</c>), counts the outcome, and turns failures into the endpoint's
+/// error shape. A client that went away is not answered; its generation has already stopped through
+/// the request's cancellation.
 /// </summary>
 internal static partial class ErrorEnvelopes
 {
-    public static bool IsReference(HttpContext context) => !context.Request.Path.StartsWithSegments("/v1");
-
-    public static IResult For(HttpContext context, int status, string message, string? param = null, string? code = null) =>
-        IsReference(context)
+    public static IResult For(ErrorShape shape, int status, string message, string? param = null, string? code = null) =>
+        shape == ErrorShape.Reference
             ? Results.Json(new GenerateResponse(status, "", message), ServerJson.Options, statusCode: status)
             : Results.Json(new OpenAIErrorBody(new OpenAIError(message, status < 500 ? "invalid_request_error" : "server_error", param, code)),
                 ServerJson.Options, statusCode: status);
 
     /// <summary>An endpoint filter: ApiException and the library's ArgumentException become 4xx, anything else a logged 500.</summary>
-    public static async ValueTask<object?> Filter(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
+    public static EndpointFilterDelegate Filter(ErrorShape shape, EndpointFilterDelegate next) => async invocation =>
     {
         var context = invocation.HttpContext;
-        var metrics = context.RequestServices.GetRequiredService<ServerMetrics>();
+        var services = context.RequestServices;
+        var metrics = services.GetRequiredService<ServerMetrics>();
         string endpoint = context.Request.Path.Value ?? "";
         try
         {
+            using var lease = await services.GetRequiredService<GenerationQueue>().EnterAsync(context.RequestAborted);
+            if (!lease.IsAcquired)
+            {
+                metrics.Count(endpoint, "rejected");
+                var limits = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BlockAttentionServerOptions>>().Value;
+                context.Response.Headers.RetryAfter = $"{limits.RetryAfterSeconds}";
+                return For(shape, StatusCodes.Status429TooManyRequests,
+                    $"the server is busy: {limits.MaxConcurrentRequests} requests are generating and {limits.MaxQueuedRequests} are waiting; " +
+                    $"retry after {limits.RetryAfterSeconds} s", code: "queue_full");
+            }
+
             var result = await next(invocation);
             metrics.Count(endpoint, "ok");
             return result;
@@ -33,7 +54,7 @@ internal static partial class ErrorEnvelopes
         catch (ApiException e)
         {
             metrics.Count(endpoint, "client_error");
-            return For(context, e.StatusCode, e.Message, e.Param, e.Code);
+            return For(shape, e.StatusCode, e.Message, e.Param, e.Code);
         }
         catch (Exception e) when (context.Response.HasStarted && e is not OperationCanceledException)
         {
@@ -46,13 +67,13 @@ internal static partial class ErrorEnvelopes
         {
             // The chat client refuses what it cannot honour (content other than text, for example).
             metrics.Count(endpoint, "client_error");
-            return For(context, StatusCodes.Status400BadRequest, e.Message);
+            return For(shape, StatusCodes.Status400BadRequest, e.Message);
         }
         catch (ArgumentException e)
         {
             // BlockSession's checks (prompt longer than the model's positions, an empty final block, bad options).
             metrics.Count(endpoint, "client_error");
-            return For(context, StatusCodes.Status400BadRequest, e.Message);
+            return For(shape, StatusCodes.Status400BadRequest, e.Message);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -63,12 +84,12 @@ internal static partial class ErrorEnvelopes
         {
             metrics.Count(endpoint, "server_error");
             LogFailure(Logger(context), e, endpoint);
-            return For(context, StatusCodes.Status500InternalServerError, "the server failed to generate; its log has the details");
+            return For(shape, StatusCodes.Status500InternalServerError, "the server failed to generate; its log has the details");
         }
-    }
+    };
 
     private static ILogger Logger(HttpContext context) =>
-        context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("BlockAttention.Server");
+        context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("BlockAttention.AspNetCore");
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Error, Message = "Request to {Endpoint} failed")]
     private static partial void LogFailure(ILogger logger, Exception exception, string endpoint);

@@ -1,4 +1,4 @@
-namespace BlockAttention.Server.Http;
+namespace BlockAttention.AspNetCore.Http;
 
 /// <summary>A request the server refuses: the status code (4xx) and a message for the client.</summary>
 internal sealed class ApiException(int statusCode, string message, string? param = null, string? code = null) : Exception(message)

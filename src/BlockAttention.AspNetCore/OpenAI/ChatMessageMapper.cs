@@ -1,9 +1,9 @@
 using System.Text.Json;
 using BlockAttention.AI;
-using BlockAttention.Server.Http;
+using BlockAttention.AspNetCore.Http;
 using Microsoft.Extensions.AI;
 
-namespace BlockAttention.Server.OpenAI;
+namespace BlockAttention.AspNetCore.OpenAI;
 
 /// <summary>
 /// OpenAI messages to <see cref="Microsoft.Extensions.AI.ChatMessage"/>s for the chat client. Each text part of a

@@ -1,11 +1,11 @@
 using System.Text.Json;
 using BlockAttention.AI;
 using BlockAttention.Hosting;
-using BlockAttention.Server.Http;
+using BlockAttention.AspNetCore.Http;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
 
-namespace BlockAttention.Server.OpenAI;
+namespace BlockAttention.AspNetCore.OpenAI;
 
 /// <summary>
 /// <c>POST /v1/chat/completions</c>, OpenAI-compatible, on the <see cref="BlockAttentionChatClient"/>:
@@ -15,11 +15,12 @@ namespace BlockAttention.Server.OpenAI;
 /// </summary>
 internal static class ChatCompletionsEndpoint
 {
-    public static async Task<IResult> HandleAsync(HttpContext context, BlockAttentionChatClient client, ServerOptions limits, PromptLimits promptLimits,
-        IOptions<BlockAttentionOptions> modelOptions)
+    public static async Task<IResult> HandleAsync(HttpContext context, BlockAttentionChatClient client, IOptions<BlockAttentionServerOptions> settings,
+        PromptLimits promptLimits, IOptions<BlockAttentionOptions> modelOptions)
     {
+        var limits = settings.Value;
         var cancellationToken = context.RequestAborted;
-        var request = await JsonBody.ReadAsync<ChatCompletionRequest>(context.Request, limits.MaxRequestBodyBytes, cancellationToken);
+        var request = await JsonBody.ReadAsync<ChatCompletionRequest>(context.Request, limits, cancellationToken);
         string modelId = client.Metadata.DefaultModelId!;
         if (request.Model is { Length: > 0 } model && model != modelId)
         {
@@ -43,7 +44,7 @@ internal static class ChatCompletionsEndpoint
         if (maxTokens < 1 || maxTokens > limits.MaxNewTokens)
         {
             throw new ApiException(StatusCodes.Status400BadRequest,
-                $"'{maxTokensParam}' must be between 1 and {limits.MaxNewTokens} (Server:MaxNewTokens), got {maxTokens}", maxTokensParam);
+                $"'{maxTokensParam}' must be between 1 and {limits.MaxNewTokens} ({limits.Key(nameof(limits.MaxNewTokens))}), got {maxTokens}", maxTokensParam);
         }
 
         promptLimits.Check([.. prompt.Blocks.Select(b => b.Text ?? "")], maxTokens, "messages");

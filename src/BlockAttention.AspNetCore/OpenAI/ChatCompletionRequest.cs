@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace BlockAttention.Server.OpenAI;
+namespace BlockAttention.AspNetCore.OpenAI;
 
 /// <summary>The body of <c>POST /v1/chat/completions</c>: the OpenAI fields this server reads; any other field is ignored.</summary>
 internal sealed class ChatCompletionRequest

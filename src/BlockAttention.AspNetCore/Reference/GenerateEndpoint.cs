@@ -1,10 +1,11 @@
 using BlockAttention.Generation;
-using BlockAttention.Server.Http;
+using BlockAttention.AspNetCore.Http;
+using Microsoft.Extensions.Options;
 
-namespace BlockAttention.Server.Reference;
+namespace BlockAttention.AspNetCore.Reference;
 
 /// <summary>
-/// <c>POST /generate</c>, the reference server's API: greedy, at most <see cref="ServerOptions.MaxNewTokens"/>
+/// <c>POST /generate</c>, the reference server's API: greedy, at most <see cref="BlockAttentionServerOptions.MaxNewTokens"/>
 /// new tokens (2048), the reference's stop strings and end-of-text token, and the generated text
 /// decoded with its special tokens (a trailing <c>&lt;|end_of_text|&gt;</c> stays). Unlike the
 /// reference, repeated passages come from the block store, and errors are a 4xx envelope.
@@ -14,10 +15,11 @@ internal static class GenerateEndpoint
     /// <summary>The reference generates until this token (Llama 3's end of text) or a stop string.</summary>
     private const string EndOfText = "<|end_of_text|>";
 
-    public static async Task<IResult> HandleAsync(HttpContext context, BlockSession session, ServerOptions limits, PromptLimits promptLimits)
+    public static async Task<IResult> HandleAsync(HttpContext context, BlockSession session, IOptions<BlockAttentionServerOptions> settings, PromptLimits promptLimits)
     {
+        var limits = settings.Value;
         var cancellationToken = context.RequestAborted;
-        var request = await JsonBody.ReadAsync<GenerateRequest>(context.Request, limits.MaxRequestBodyBytes, cancellationToken);
+        var request = await JsonBody.ReadAsync<GenerateRequest>(context.Request, limits, cancellationToken);
         if (request.Blocks.Count == 0)
         {
             throw new ApiException(StatusCodes.Status400BadRequest, "'blocks' is empty: send at least the final block", "blocks");

@@ -1,7 +1,7 @@
 using BlockAttention.Generation;
 using BlockAttention.Prompts;
 
-namespace BlockAttention.Server.Reference;
+namespace BlockAttention.AspNetCore.Reference;
 
 /// <summary>
 /// How the reference server turns <c>blocks</c> and <c>num_local_attention_blocks</c> into a

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace BlockAttention.Server.OpenAI;
+namespace BlockAttention.AspNetCore.OpenAI;
 
 /// <summary><c>chat.completion</c>, OpenAI's non-streaming answer.</summary>
 internal sealed record ChatCompletion(

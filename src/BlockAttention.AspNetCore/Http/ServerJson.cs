@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace BlockAttention.Server.Http;
+namespace BlockAttention.AspNetCore.Http;
 
 /// <summary>The JSON settings of every endpoint: unknown fields ignored (as OpenAI does), nulls left out of responses.</summary>
 internal static class ServerJson

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace BlockAttention.Server.Reference;
+namespace BlockAttention.AspNetCore.Reference;
 
 /// <summary>The body of <c>POST /generate</c>, as the Block-Attention reference server takes it.</summary>
 internal sealed class GenerateRequest

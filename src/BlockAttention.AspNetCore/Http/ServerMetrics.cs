@@ -1,19 +1,17 @@
 using System.Diagnostics.Metrics;
 
-namespace BlockAttention.Server.Http;
+namespace BlockAttention.AspNetCore.Http;
 
-/// <summary>The server's own instruments (meter <c>BlockAttention.Server</c>), exported on /metrics beside the library's.</summary>
+/// <summary>The endpoints' own instruments (meter <see cref="BlockAttentionServerDiagnostics.MeterName"/>).</summary>
 internal sealed class ServerMetrics : IDisposable
 {
-    public const string MeterName = "BlockAttention.Server";
-
     private readonly Meter _meter;
     private readonly Counter<long> _requests;
 
     public ServerMetrics(IMeterFactory meterFactory)
     {
-        _meter = meterFactory.Create(MeterName);
-        _requests = _meter.CreateCounter<long>("blockattention.server.requests", "{request}",
+        _meter = meterFactory.Create(BlockAttentionServerDiagnostics.MeterName);
+        _requests = _meter.CreateCounter<long>(BlockAttentionServerDiagnostics.Requests, "{request}",
             "Generation requests by endpoint and outcome: ok, client_error, rejected (queue full), cancelled (client went away), server_error");
     }
 

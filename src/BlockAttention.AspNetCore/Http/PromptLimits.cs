@@ -1,13 +1,16 @@
 using BlockAttention.Models;
+using Microsoft.Extensions.Options;
 
-namespace BlockAttention.Server.Http;
+namespace BlockAttention.AspNetCore.Http;
 
 /// <summary>
 /// Checks a request's blocks against the server's limits and the model's context before any
 /// generation starts, so that an oversized request is a clear 4xx rather than a long wait.
 /// </summary>
-internal sealed class PromptLimits(ICausalLanguageModel model, ServerOptions options)
+internal sealed class PromptLimits(ICausalLanguageModel model, IOptions<BlockAttentionServerOptions> limits)
 {
+    private readonly BlockAttentionServerOptions options = limits.Value;
+
     /// <summary>
     /// Checks the number of blocks, each block's token count and the total against the model's
     /// context, leaving room for <paramref name="maxNewTokens"/>. Returns the prompt's tokens.
@@ -19,7 +22,7 @@ internal sealed class PromptLimits(ICausalLanguageModel model, ServerOptions opt
         if (blocks.Count > options.MaxBlocks)
         {
             throw new ApiException(StatusCodes.Status400BadRequest,
-                $"the request has {blocks.Count} blocks, more than the limit of {options.MaxBlocks} (Server:MaxBlocks)", param, "too_many_blocks");
+                $"the request has {blocks.Count} blocks, more than the limit of {options.MaxBlocks} ({options.Key(nameof(options.MaxBlocks))})", param, "too_many_blocks");
         }
 
         long total = 0;
@@ -34,7 +37,7 @@ internal sealed class PromptLimits(ICausalLanguageModel model, ServerOptions opt
             if (tokens > options.MaxBlockTokens)
             {
                 throw new ApiException(StatusCodes.Status400BadRequest,
-                    $"{param}[{i}] has {tokens} tokens, more than the limit of {options.MaxBlockTokens} per block (Server:MaxBlockTokens)",
+                    $"{param}[{i}] has {tokens} tokens, more than the limit of {options.MaxBlockTokens} per block ({options.Key(nameof(options.MaxBlockTokens))})",
                     $"{param}[{i}]", "block_too_large");
             }
 
