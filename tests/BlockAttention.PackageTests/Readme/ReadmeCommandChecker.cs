@@ -56,6 +56,8 @@ internal sealed class ReadmeCommandChecker(string root, Func<string, TimeSpan, T
         new(@"^dotnet path/to/", Handling.NotRun, "a placeholder for the reader's own application"),
         new(@"(^|/)blockattn(\.dll)? bench\b| -- bench\b", Handling.CheckOptions, "minutes of CPU time (hours on a GPU's default lengths)"),
         new(@"^dotnet run .*--project benchmarks/", Handling.CheckPaths, "minutes of CPU time, or it rewrites the committed results"),
+        new(@"^(\w+=\S+ )*dotnet run .*--project samples/BlockAttention\.Server\b", Handling.CheckPaths,
+            "a server runs until it is stopped; tests/BlockAttention.Server.Tests hosts its program (TestServer and Kestrel)"),
         new(@"^dotnet run .*--project (src|samples)/", Handling.Run, "cheap on the bundled fixtures"),
         new(@"^(\S*/)?blockattn(\.dll)? ", Handling.Run, "cheap on the bundled fixtures (run through the built CLI)"),
     ];
