@@ -50,6 +50,7 @@ internal sealed class ReadmeCommandChecker(string root, Func<string, TimeSpan, T
         new(@"^dotnet build ", Handling.CheckPaths, "the build that the tests start from"),
         new(@"^dotnet pack ", Handling.CheckPaths, "eng/verify-consumer.sh packs these projects into a temporary feed and uses them"),
         new(@"^dotnet publish ", Handling.CheckPaths, "a step of the GPU recipe; eng/verify-consumer.sh runs the packed (published) tool"),
+        new(@"^dotnet (new|nuget add) ", Handling.NotRun, "sets up the reader's own app; eng/verify-consumer.sh sets up fresh apps in a temporary folder"),
         new(@"^dotnet add ", Handling.NotRun, "eng/verify-consumer.sh adds the packages to a fresh app in a temporary folder"),
         new(@"^dotnet tool install ", Handling.NotRun, "installs into the reader's tools; eng/verify-consumer.sh installs into a temporary folder and runs the tool"),
         new(@"^(export LD_LIBRARY_PATH=|rm )", Handling.NotRun, "a step of the GPU recipe, for a machine with a CUDA build of PyTorch"),
