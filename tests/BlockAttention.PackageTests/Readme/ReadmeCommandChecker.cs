@@ -59,6 +59,8 @@ internal sealed class ReadmeCommandChecker(string root, Func<string, TimeSpan, T
         new(@"^dotnet run .*--project benchmarks/", Handling.CheckPaths, "minutes of CPU time, or it rewrites the committed results"),
         new(@"^(\w+=\S+ )*dotnet run .*--project samples/BlockAttention\.Server\b", Handling.CheckPaths,
             "a server runs until it is stopped; tests/BlockAttention.Server.Tests hosts its program (TestServer and Kestrel)"),
+        new(@"^dotnet run .*--project samples/.* --preset ", Handling.CheckPaths,
+            "a preset builds a published model shape with random weights: minutes of CPU beside the fixture's seconds"),
         new(@"^dotnet run .*--project (src|samples)/", Handling.Run, "cheap on the bundled fixtures"),
         new(@"^(\S*/)?blockattn(\.dll)? ", Handling.Run, "cheap on the bundled fixtures (run through the built CLI)"),
     ];
