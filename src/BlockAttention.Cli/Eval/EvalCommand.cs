@@ -1,4 +1,5 @@
 using System.Globalization;
+using BlockAttention.Caching;
 using BlockAttention.Cli.Generate;
 using BlockAttention.Evaluation;
 using BlockAttention.Generation;
@@ -77,8 +78,7 @@ internal static class EvalCommand
         foreach (var mode in modes)
         {
             // A fresh store per mode: block mode's hit rate counts only its own reuse.
-            var (store, _) = BlockStores.Create();
-            using (store)
+            using (var store = new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = BlockStores.MaxBytes }))
             using (var session = new BlockSession(model, store))
             {
                 var progress = new ProgressBar(stderr, $"{ModeName(mode)} mode", records.Count);
