@@ -20,6 +20,8 @@ internal static class CliApp
           blockattn tokenize --tokenizer FILE (--text S | --golden FILE)
           blockattn bench    [--preset smollm2-135m|llama-3.2-1b|llama-3.1-8b | --model DIR] [--device cpu|cuda]
                              [--dtype float32|bfloat16] [--lengths 512,1024,...] [--repeats N] [--out DIR] [--soak N]
+          blockattn prepare  --input FILE.jsonl --out FILE.jsonl (--tokenizer FILE | --model DIR) [--max-length N]
+          blockattn train    (--model DIR | --preset NAME) --data FILE.jsonl --out DIR [--steps N] [--batch B] [--lr LR]
 
         'blockattn COMMAND --help' describes a command.
         Exit code 0: success (and every check within tolerance); 1: a check failed; 2: bad usage or input;
@@ -46,6 +48,8 @@ internal static class CliApp
                 "generate" => GenerateCommand.Help,
                 "tokenize" => "blockattn tokenize --tokenizer FILE (--text S | --golden FILE)",
                 "bench" => BenchCommand.Usage,
+                "prepare" => PrepareCommand.Help,
+                "train" => TrainCommand.Help,
                 _ => throw new UsageException($"unknown command '{commandLine.Command}'"),
             };
             if (commandLine.Flag("help"))
@@ -61,6 +65,8 @@ internal static class CliApp
                 "generate" => Task.Run(() => GenerateCommand.RunAsync(commandLine, stdout)).GetAwaiter().GetResult(),
                 // BenchCommand writes to the console itself: its table is for people, its JSON for files.
                 "bench" => BenchCommand.Run(commandLine),
+                "prepare" => PrepareCommand.Run(commandLine, stdout),
+                "train" => TrainCommand.Run(commandLine, stdout),
                 // TokenizeCommand writes to the console itself (it predates CliApp).
                 _ => TokenizeCommand.Run(commandLine),
             };
