@@ -63,7 +63,10 @@ public sealed class BlockSession : IDisposable
     internal long OnePassMaskElements { get; set; } = 1L << 24;
 
     /// <summary>Generates a completion of <paramref name="prompt"/>.</summary>
-    /// <exception cref="ArgumentException">The prompt or options are invalid: empty final block, longer than the model's positions, bad option values.</exception>
+    /// <exception cref="ArgumentException">
+    /// The prompt or options are invalid: more text than <see cref="GenerationOptions.MaxPromptCharacters"/> (checked
+    /// before tokenization), empty final block, longer than the model's positions, bad option values.
+    /// </exception>
     /// <exception cref="ObjectDisposedException">The session, its model or its store was disposed (also while the request ran).</exception>
     public async Task<GenerationResult> GenerateAsync(BlockPrompt prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -97,7 +100,7 @@ public sealed class BlockSession : IDisposable
         options.Validate();
         ValidateStopTokens(options);
         var clock = Stopwatch.StartNew();
-        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
         // In 64 bits: MaxNewTokens may be anything up to int.MaxValue. The last generated token is
         // never fed back, hence - 1; the prompt itself fits (TokenizedPrompt checked it).
         int capacity = (int)Math.Min((long)request.TotalLength + options.MaxNewTokens - 1, _model.Info.MaxPositions);
@@ -202,7 +205,7 @@ public sealed class BlockSession : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         options.Validate();
-        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions);
+        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
         using var cache = _model.CreateCache(request.TotalLength);
         float[]? logits = null;
         await PrefillAsync(request, options, cache, row =>

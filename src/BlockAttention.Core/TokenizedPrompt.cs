@@ -1,3 +1,4 @@
+using BlockAttention.Generation;
 using BlockAttention.Prompts;
 using BlockAttention.Text;
 
@@ -20,9 +21,25 @@ internal sealed class TokenizedPrompt
     public int TotalLength { get; }
 
     /// <summary>Tokenizes each block on its own (no BOS) and checks the prompt fits the model.</summary>
-    /// <exception cref="ArgumentException">The final block is empty, or the prompt is longer than <paramref name="maxPositions"/>.</exception>
-    public static TokenizedPrompt Create(BlockPrompt prompt, ITextTokenizer? tokenizer, int maxPositions)
+    /// <param name="prompt">The prompt.</param>
+    /// <param name="tokenizer">The model's tokenizer; null when the model has none.</param>
+    /// <param name="maxPositions">The model's positions: the most tokens the prompt may have.</param>
+    /// <param name="maxCharacters">The most characters the text blocks may hold together, checked before tokenizing any.</param>
+    /// <exception cref="ArgumentException">
+    /// The text blocks hold more than <paramref name="maxCharacters"/> characters, the final block is empty, or the
+    /// prompt is longer than <paramref name="maxPositions"/>.
+    /// </exception>
+    public static TokenizedPrompt Create(BlockPrompt prompt, ITextTokenizer? tokenizer, int maxPositions, long maxCharacters)
     {
+        long characters = prompt.Blocks.Sum(b => (long)(b.Text?.Length ?? 0));
+        if (characters > maxCharacters)
+        {
+            throw new ArgumentException(
+                $"the prompt's text has {characters} characters, more than the limit of {maxCharacters} " +
+                $"(GenerationOptions.MaxPromptCharacters; by default {GenerationOptions.DefaultPromptCharactersPerPosition} per position of the model)",
+                nameof(prompt));
+        }
+
         var blocks = prompt.Blocks.Select(b => b.Tokens is { } ids ? ids.ToArray() : Encode(b.Text!, tokenizer)).ToList();
         if (blocks[^1].Length == 0)
         {

@@ -1,3 +1,4 @@
+using BlockAttention.Llama.Tokenization;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Llama;
@@ -17,4 +18,7 @@ public sealed class LlamaLoadOptions
 
     /// <summary>How attention over a cached prefix is computed (default: chosen by device).</summary>
     public AttentionImplementation Attention { get; init; } = AttentionImplementation.Auto;
+
+    /// <summary>Limits of the checkpoint's tokenizer (regex match timeout, longest text); null for the defaults.</summary>
+    public LlamaTokenizerOptions? Tokenizer { get; init; }
 }

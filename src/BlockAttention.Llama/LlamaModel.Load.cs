@@ -35,7 +35,7 @@ public sealed partial class LlamaModel
         }
 
         // A checkpoint without tokenizer.json still runs prompts given as token ids.
-        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath) : null;
+        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath, options.Tokenizer) : null;
 
         var fingerprint = new XxHash128();
         fingerprint.Append(File.ReadAllBytes(configPath));

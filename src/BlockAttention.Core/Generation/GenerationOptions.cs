@@ -37,6 +37,22 @@ public sealed record GenerationOptions
     /// <summary>In Block mode, offer newly encoded blocks to the store for later requests. Default true.</summary>
     public bool StoreEncodedBlocks { get; init; } = true;
 
+    /// <summary>The default of <see cref="MaxPromptCharacters"/>, per position of the model: 16.</summary>
+    public const int DefaultPromptCharactersPerPosition = 16;
+
+    /// <summary>
+    /// The most UTF-16 characters the prompt's text blocks may hold together, checked before any of them is
+    /// tokenized, so that an oversize prompt is refused at once rather than after its tokenization. Null
+    /// (default): <see cref="DefaultPromptCharactersPerPosition"/> per position of the model (2,097,152 for
+    /// 131,072 positions), several times what a prompt that fits the model holds (English averages about 4.5
+    /// characters per token). The token count is checked against the model's positions after tokenization
+    /// either way.
+    /// </summary>
+    public int? MaxPromptCharacters { get; init; }
+
+    /// <summary>The prompt character limit for a model of <paramref name="maxPositions"/> positions.</summary>
+    internal long PromptCharacterLimit(int maxPositions) => MaxPromptCharacters ?? (long)maxPositions * DefaultPromptCharactersPerPosition;
+
     /// <summary>
     /// Checks every option is finite and in range, before any work: throws naming the first
     /// invalid option and its value.
@@ -69,6 +85,12 @@ public sealed record GenerationOptions
         if (!Enum.IsDefined(Mode))
         {
             throw new ArgumentOutOfRangeException(nameof(Mode), Mode, $"unknown attention mode {Mode}");
+        }
+
+        if (MaxPromptCharacters < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxPromptCharacters), MaxPromptCharacters,
+                $"MaxPromptCharacters must be at least 1 (or null for the default), got {MaxPromptCharacters}");
         }
 
         if (StopTokenIds is not null)

@@ -13,11 +13,12 @@ namespace BlockAttention.Llama.Tokenization;
 /// </summary>
 /// <remarks>
 /// <para>
-/// The BPE merges and byte-level decoding come from <c>Microsoft.ML.Tokenizers</c>' <see cref="BpeTokenizer"/>.
-/// Two steps are done here because that class does not do them as the reference does: splitting the text
-/// (added tokens, then the file's regex over code points rather than UTF-16 units), and <c>ignore_merges</c>
-/// (a piece that is itself a vocabulary token maps to that token; merging would give other ids for several
-/// hundred Llama 3 tokens, such as " việc").
+/// Encoding is done here as the reference does it: splitting the text (added tokens, then the file's regex over
+/// code points rather than UTF-16 units), <c>ignore_merges</c> (a piece that is itself a vocabulary token maps
+/// to that token; merging would give other ids for several hundred Llama 3 tokens, such as " việc"), and BPE
+/// merging with a priority queue, so that encoding time grows with the length of the text times its logarithm
+/// even when the whole text is one piece (a long run of one letter, of newlines or of emoji). Byte-level
+/// decoding comes from <c>Microsoft.ML.Tokenizers</c>' <see cref="BpeTokenizer"/>.
 /// </para>
 /// <para>Instances are immutable and safe to share between threads.</para>
 /// </remarks>
@@ -27,21 +28,26 @@ public sealed class LlamaTokenizer : ITextTokenizer
     // letters) uses a pooled buffer.
     private const int StackPieceBytes = 256;
 
-    private readonly BpeTokenizer _bpe;
+    private readonly BpeTokenizer _decoder;
+    private readonly BytePairEncoder _encoder;
     private readonly PreTokenSplitter _splitter;
     private readonly Dictionary<string, int> _vocabulary;
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabularyBySpan;
     private readonly Dictionary<string, int> _addedTokens;
     private readonly bool _ignoreMerges;
+    private readonly int _maxInputCharacters;
 
-    private LlamaTokenizer(TokenizerDefinition definition, BpeTokenizer bpe, Regex split, int? bosTokenId, int? eosTokenId)
+    private LlamaTokenizer(string tokenizerJsonPath, TokenizerDefinition definition, BpeTokenizer decoder, Regex split, int? bosTokenId, int? eosTokenId,
+        LlamaTokenizerOptions options)
     {
-        _bpe = bpe;
+        _decoder = decoder;
+        _encoder = new BytePairEncoder(definition.Vocabulary, definition.Merges);
         _vocabulary = definition.Vocabulary;
         _vocabularyBySpan = _vocabulary.GetAlternateLookup<ReadOnlySpan<char>>();
         _ignoreMerges = definition.IgnoreMerges;
+        _maxInputCharacters = options.MaxInputCharacters;
         _addedTokens = definition.AddedTokens.ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
-        _splitter = new PreTokenSplitter(split, new AddedTokenMatcher(_addedTokens));
+        _splitter = new PreTokenSplitter(split, new AddedTokenMatcher(_addedTokens), tokenizerJsonPath);
         SpecialTokens = new ReadOnlyDictionary<string, int>(
             definition.AddedTokens.Where(t => t.Special).ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal));
         VocabSize = Math.Max(_vocabulary.Values.Max(), definition.AddedTokens.Count == 0 ? -1 : definition.AddedTokens.Max(t => t.Id)) + 1;
@@ -66,31 +72,34 @@ public sealed class LlamaTokenizer : ITextTokenizer
     /// beside it, its <c>bos_token</c> and <c>eos_token</c> set <see cref="BosTokenId"/> and <see cref="EosTokenId"/>.
     /// </summary>
     /// <param name="tokenizerJsonPath">The path of <c>tokenizer.json</c>.</param>
+    /// <param name="options">Limits on the text to encode; null for the defaults.</param>
     /// <returns>The tokenizer.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="TokenizerFormatException">
     /// A file is not valid JSON, lacks a required key, or describes a tokenizer other than byte-level BPE with a
     /// regex split (the message names the file and the key).
     /// </exception>
-    public static LlamaTokenizer FromFile(string tokenizerJsonPath)
+    public static LlamaTokenizer FromFile(string tokenizerJsonPath, LlamaTokenizerOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(tokenizerJsonPath);
+        options ??= new LlamaTokenizerOptions();
+        options.Validate();
 
         TokenizerDefinition definition = TokenizerJsonReader.Read(tokenizerJsonPath);
-        Regex split = CreateSplitRegex(tokenizerJsonPath, definition.SplitPattern);
+        Regex split = CreateSplitRegex(tokenizerJsonPath, definition.SplitPattern, options.RegexMatchTimeout);
         var addedTokens = definition.AddedTokens.ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
 
-        var bpe = BpeTokenizer.Create(new BpeOptions(definition.Vocabulary)
+        // Only for decoding (added tokens decode to their text); encoding is BytePairEncoder's.
+        var decoder = BpeTokenizer.Create(new BpeOptions(definition.Vocabulary)
         {
             Merges = definition.Merges,
             ByteLevel = true,
-
-            // Only for decoding: added tokens decode to their text. Encoding finds them in PreTokenSplitter.
             SpecialTokens = addedTokens,
         });
 
         (int? bos, int? eos) = ReadConfig(tokenizerJsonPath, definition, addedTokens);
-        return new LlamaTokenizer(definition, bpe, split, bos, eos);
+        return new LlamaTokenizer(tokenizerJsonPath, definition, decoder, split, bos, eos, options);
     }
 
     /// <summary>
@@ -116,10 +125,20 @@ public sealed class LlamaTokenizer : ITextTokenizer
     /// <param name="text">The text to encode; may be empty.</param>
     /// <param name="addBos">Whether to start with <see cref="BosTokenId"/>.</param>
     /// <returns>The token ids.</returns>
+    /// <exception cref="ArgumentException">
+    /// <paramref name="text"/> is longer than <see cref="LlamaTokenizerOptions.MaxInputCharacters"/> (checked before any work).
+    /// </exception>
     /// <exception cref="InvalidOperationException"><paramref name="addBos"/> is set but the tokenizer has no BOS token.</exception>
+    /// <exception cref="TokenizerFormatException">The pre-tokenizer regex of <c>tokenizer.json</c> took longer than <see cref="LlamaTokenizerOptions.RegexMatchTimeout"/> to find a match.</exception>
     public IReadOnlyList<int> Encode(string text, bool addBos = false)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (text.Length > _maxInputCharacters)
+        {
+            throw new ArgumentException(
+                $"the text has {text.Length} characters, more than the tokenizer's limit of {_maxInputCharacters} ({nameof(LlamaTokenizerOptions)}.{nameof(LlamaTokenizerOptions.MaxInputCharacters)})",
+                nameof(text));
+        }
 
         var ids = new List<int>(text.Length / 3 + 2);
         if (addBos)
@@ -128,6 +147,7 @@ public sealed class LlamaTokenizer : ITextTokenizer
                 $"This tokenizer has no BOS token: no {TokenizerConfigReader.FileName} with a bos_token was found beside its tokenizer.json."));
         }
 
+        var scratch = new BytePairEncoder.Scratch();
         foreach (PreToken piece in _splitter.Split(text))
         {
             if (piece.IsAddedToken)
@@ -136,7 +156,7 @@ public sealed class LlamaTokenizer : ITextTokenizer
             }
             else
             {
-                EncodePiece(text.AsSpan(piece.Offset, piece.Length), ids);
+                EncodePiece(text.AsSpan(piece.Offset, piece.Length), ids, scratch);
             }
         }
 
@@ -152,54 +172,67 @@ public sealed class LlamaTokenizer : ITextTokenizer
     public string Decode(IReadOnlyList<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        return ids.Count == 0 ? string.Empty : _bpe.Decode(ids, considerSpecialTokens: true);
+        return ids.Count == 0 ? string.Empty : _decoder.Decode(ids, considerSpecialTokens: true);
     }
 
-    private void EncodePiece(ReadOnlySpan<char> piece, List<int> ids)
+    private void EncodePiece(ReadOnlySpan<char> piece, List<int> ids, BytePairEncoder.Scratch scratch)
     {
-        if (_ignoreMerges && TryGetWholePieceId(piece, out int id))
-        {
-            ids.Add(id);
-            return;
-        }
-
-        ids.AddRange(_bpe.EncodeToIds(piece, considerPreTokenization: false, considerNormalization: false));
-    }
-
-    private bool TryGetWholePieceId(ReadOnlySpan<char> piece, out int id)
-    {
+        // A lone surrogate becomes U+FFFD's bytes, as the reference's input (UTF-8) cannot hold one.
         int maxBytes = Encoding.UTF8.GetMaxByteCount(piece.Length);
         byte[]? rentedBytes = null;
-        char[]? rentedChars = null;
-        Span<byte> bytes = maxBytes <= StackPieceBytes ? stackalloc byte[StackPieceBytes] : (rentedBytes = ArrayPool<byte>.Shared.Rent(maxBytes));
-        Span<char> spelled = maxBytes <= StackPieceBytes ? stackalloc char[StackPieceBytes] : (rentedChars = ArrayPool<char>.Shared.Rent(maxBytes));
+        Span<byte> buffer = maxBytes <= StackPieceBytes ? stackalloc byte[StackPieceBytes] : (rentedBytes = ArrayPool<byte>.Shared.Rent(maxBytes));
         try
         {
-            int count = Encoding.UTF8.GetBytes(piece, bytes);
-            for (int i = 0; i < count; i++)
+            ReadOnlySpan<byte> bytes = buffer[..Encoding.UTF8.GetBytes(piece, buffer)];
+            if (_ignoreMerges && TryGetWholePieceId(bytes, out int id))
             {
-                spelled[i] = ByteLevelAlphabet.ToChar(bytes[i]);
+                ids.Add(id);
+                return;
             }
 
-            return _vocabularyBySpan.TryGetValue(spelled[..count], out id);
+            _encoder.Encode(bytes, ids, scratch);
         }
         finally
         {
             if (rentedBytes is not null)
             {
                 ArrayPool<byte>.Shared.Return(rentedBytes);
-                ArrayPool<char>.Shared.Return(rentedChars!);
             }
         }
     }
 
-    private static Regex CreateSplitRegex(string path, string pattern)
+    private bool TryGetWholePieceId(ReadOnlySpan<byte> bytes, out int id)
+    {
+        char[]? rented = null;
+        Span<char> spelled = bytes.Length <= StackPieceBytes ? stackalloc char[StackPieceBytes] : (rented = ArrayPool<char>.Shared.Rent(bytes.Length));
+        try
+        {
+            for (int i = 0; i < bytes.Length; i++)
+            {
+                spelled[i] = ByteLevelAlphabet.ToChar(bytes[i]);
+            }
+
+            return _vocabularyBySpan.TryGetValue(spelled[..bytes.Length], out id);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<char>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private static Regex CreateSplitRegex(string path, string pattern, TimeSpan matchTimeout)
     {
         try
         {
             // Compiled: every encode runs it over the whole text. CultureInvariant: the (?i:'s|'t|...) contractions
-            // must not follow the current culture's casing rules.
-            return new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+            // must not follow the current culture's casing rules. Not NonBacktracking, although it would guarantee
+            // linear time: it cannot run lookarounds, which real patterns use (Llama 3's \s+(?!\S)), and it does
+            // not always find the matches the backtracking engine finds (a leading optional such as " ?" can
+            // lose a match). The timeout stops a pattern that backtracks catastrophically.
+            return new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant, matchTimeout);
         }
         catch (ArgumentException e)
         {

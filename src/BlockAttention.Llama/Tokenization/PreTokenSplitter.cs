@@ -10,25 +10,54 @@ namespace BlockAttention.Llama.Tokenization;
 /// matches).
 /// </summary>
 /// <remarks>
+/// <para>
 /// The reference runs its regex over code points; .NET runs it over UTF-16 units, where a character outside
 /// the Basic Multilingual Plane is two surrogates that match neither <c>\p{L}</c> nor <c>\p{N}</c>. So text
 /// that contains surrogates is matched on a copy where each such character is replaced by one BMP stand-in of
 /// the same Unicode category, and the match offsets are mapped back. Without it, "𝟙𝟚" or "😀abc" split
 /// differently and get different ids.
+/// </para>
+/// <para>
+/// Everything here is linear in the text: the added-token search, the folding, and the regex when it finds
+/// each match in time linear in the match (as the Llama 3 pattern does). A pattern that backtracks
+/// catastrophically is stopped by the regex's match timeout and reported against the file it came from.
+/// </para>
 /// </remarks>
 internal sealed class PreTokenSplitter
 {
     private readonly Regex _split;
     private readonly AddedTokenMatcher _addedTokens;
+    private readonly string _tokenizerJsonPath;
 
-    public PreTokenSplitter(Regex split, AddedTokenMatcher addedTokens)
+    /// <param name="split">The pre-tokenizer regex, built with a match timeout.</param>
+    /// <param name="addedTokens">The added tokens to split out first.</param>
+    /// <param name="tokenizerJsonPath">The file the regex came from, named when it times out.</param>
+    public PreTokenSplitter(Regex split, AddedTokenMatcher addedTokens, string tokenizerJsonPath)
     {
         _split = split;
         _addedTokens = addedTokens;
+        _tokenizerJsonPath = tokenizerJsonPath;
     }
 
     /// <summary>Splits <paramref name="text"/> into pieces, in order, covering all of it.</summary>
+    /// <exception cref="TokenizerFormatException">The regex took longer than its match timeout.</exception>
     public List<PreToken> Split(ReadOnlySpan<char> text)
+    {
+        try
+        {
+            return SplitCore(text);
+        }
+        catch (RegexMatchTimeoutException e)
+        {
+            throw new TokenizerFormatException(_tokenizerJsonPath,
+                $"pre_tokenizer.pretokenizers[0].pattern.Regex took longer than {e.MatchTimeout.TotalMilliseconds:0.###} ms to find one match " +
+                $"in a text of {text.Length} characters: the pattern backtracks catastrophically on such text. Use a pattern that does not, " +
+                $"or raise {nameof(LlamaTokenizerOptions)}.{nameof(LlamaTokenizerOptions.RegexMatchTimeout)}",
+                e);
+        }
+    }
+
+    private List<PreToken> SplitCore(ReadOnlySpan<char> text)
     {
         var pieces = new List<PreToken>();
         int position = 0;
