@@ -16,13 +16,26 @@ var opt = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringCo
     .ToDictionary(p => p.a[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
 int Int(string name, int fallback) => opt.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
 int seeds = Int("seeds", 3), testCount = Int("test", 500), fullSteps = Int("full-steps", 100), blockSteps = Int("block-steps", 30), batch = Int("batch", 8);
-string outDir = opt.GetValueOrDefault("out", "results");
+string outDir = opt.GetValueOrDefault("out", "results"), device = opt.GetValueOrDefault("device", "cpu");
 Directory.CreateDirectory(outDir);
 BlockAttention.Runtime.TorchSharpNativeLibrary.EnsureRegistered(); // before the first torch call
 set_num_threads(Environment.ProcessorCount);
 
 var cells = new Dictionary<string, List<(int Correct, int Total)>>();
 var clock = Stopwatch.StartNew();
+if (opt.TryGetValue("chart-from", out var from))
+{
+    // Redraws the chart from a results.txt (e.g. one made on a machine without the chart's native libraries).
+    foreach (var line in File.ReadAllLines(Path.Combine(from, "results.txt")))
+    {
+        var parts = line.Split(": ");
+        cells[parts[0]] = [.. parts[1].Split(", ").Select(v => v.Split('/')).Select(v => (int.Parse(v[0], CultureInfo.InvariantCulture), int.Parse(v[1], CultureInfo.InvariantCulture)))];
+    }
+
+    Chart(Path.Combine(from, "accuracy.png"));
+    return;
+}
+
 for (int seed = 0; seed < seeds; seed++)
 {
     var task = new TwoHopTask(seed);
@@ -34,7 +47,7 @@ for (int seed = 0; seed < seeds; seed++)
         HeadDim = 24, RmsNormEps = 1e-5, MaxPositionEmbeddings = 512, TieWordEmbeddings = true, EosTokenIds = [task.Tokenizer.EndOfText],
         Rope = new RopeSettings { Theta = 10000, Type = RopeType.Default },
     };
-    using var model = TrainableLlama.CreateRandom(config, seed);
+    using var model = TrainableLlama.CreateRandom(config, seed, device);
     var fullOnly = train.Where(s => !s.BlockAttention).ToList();
     Train(model, fullOnly, fullSteps, 1e-3, seed, Path.Combine(outDir, $"seed{seed}-full"));
     Score("full-trained", "full", Evaluate(model, task, test, block: false));
@@ -53,11 +66,11 @@ foreach (string model in new[] { "full-trained", "block-fine-tuned" })
 
 lines.Add("");
 lines.Add($"Exact match (%) over {seeds} seeds x {testCount} held-out questions, 95% Wilson interval of the pooled questions; " +
-    $"per-seed values in results.txt. {fullSteps} full-attention steps then {blockSteps} block fine-tuning steps of {batch} samples; {clock.Elapsed:mm\\:ss} on {Environment.ProcessorCount} cores.");
+    $"per-seed counts in results.txt. {fullSteps} full-attention steps then {blockSteps} block fine-tuning steps of {batch} samples; {clock.Elapsed:mm\\:ss} on {(device == "cpu" ? $"{Environment.ProcessorCount} CPU cores" : device)}.");
 File.WriteAllLines(Path.Combine(outDir, "table.md"), lines);
-File.WriteAllLines(Path.Combine(outDir, "results.txt"), cells.Select(c => $"{c.Key}: " + string.Join(", ", c.Value.Select(v => $"{100.0 * v.Correct / v.Total:F1}"))));
-Chart(Path.Combine(outDir, "accuracy.png"));
+File.WriteAllLines(Path.Combine(outDir, "results.txt"), cells.Select(c => $"{c.Key}: " + string.Join(", ", c.Value.Select(v => $"{v.Correct}/{v.Total}"))));
 Console.WriteLine(string.Join(Environment.NewLine, lines));
+Chart(Path.Combine(outDir, "accuracy.png"));
 
 void Train(TrainableLlama model, List<TrainingSample> samples, int steps, double lr, int seed, string dir)
 {
@@ -105,7 +118,7 @@ static (int Correct, int Total) Evaluate(TrainableLlama model, TwoHopTask task, 
         for (int step = 0; step < 2; step++)
         {
             using var scope = NewDisposeScope();
-            using var mask = TrainingMask.Allowed(ids.Count, local, CPU);
+            using var mask = TrainingMask.Allowed(ids.Count, local, model.Device);
             int next = (int)model.Forward(ids.ToArray(), mask)[-1].argmax().item<long>();
             if (next == task.Tokenizer.EndOfText)
             {
