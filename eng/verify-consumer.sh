@@ -12,7 +12,11 @@
 #      BlockAttention type, with BLOCKATTENTION_NATIVE_CACHE pointing into the temporary folder;
 #   4. checks that the patched copy of TorchSharp's bridge (if this host needs one) lies outside the
 #      NuGet caches and the app folder, and that the NuGet cache's libLibTorchSharp.so and the app's
-#      copy of it are byte for byte what NuGet delivered.
+#      copy of it are byte for byte what NuGet delivered;
+#   5. packs the blockattn CLI as a .NET tool (BlockAttention.Cli, RID-specific for linux-x64 with the
+#      CPU libtorch), installs it from the same feed with `dotnet tool install --tool-path`, runs
+#      `blockattn verify` on the fixture with it, and checks that the tool's copy of the bridge is
+#      unmodified too.
 #
 # The NuGet global packages folder is only read: the consumer restores into its own packages folder
 # under the temporary folder, with the global one as a fallback folder (used in place, never written),
@@ -73,8 +77,9 @@ global=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages
 # --no-build then labels those very binaries with this run's version instead of rebuilding them,
 # and keeps the per-run nuspec files out of the tree's obj folders.
 feed="$work/feed"
-step build dotnet build "$repo/src/BlockAttention.Llama/BlockAttention.Llama.csproj" -c Release
-for project in BlockAttention.Core BlockAttention.Llama; do
+# The CLI's build includes the libraries'.
+step build dotnet build "$repo/src/BlockAttention.Cli/BlockAttention.Cli.csproj" -c Release
+for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Cli; do
   step "pack-$project" dotnet pack "$repo/src/$project/$project.csproj" -c Release --no-build \
     -o "$feed" -p:Version="$version" -p:NuspecOutputPath="$work/nuspec/$project/"
 done
@@ -166,7 +171,33 @@ if [ -n "$cached_bridge_sha" ]; then
   [ "$app_bridge_sha" = "$cached_bridge_sha" ] || fail "the app's libLibTorchSharp.so differs from the NuGet cache's"
   echo "verify-consumer: NuGet cache and app copies of libLibTorchSharp.so unchanged ($cached_bridge_sha)"
 fi
-for package in blockattention.core blockattention.llama; do
+
+# 5. The CLI as a .NET tool. It is installed from a folder without a nuget.config of its own, so only
+# the feed and the user's usual sources are consulted, as for any user.
+tool_package="$feed/BlockAttention.Cli.linux-x64.$version.nupkg"
+[ -f "$feed/BlockAttention.Cli.$version.nupkg" ] && [ -f "$tool_package" ] ||
+  fail "packing BlockAttention.Cli did not give the tool package and its linux-x64 package: $(ls "$feed")"
+echo "verify-consumer: tool package $(($(stat -c %s "$tool_package") >> 20)) MiB"
+tools="$work/tools"
+mkdir -p "$work/tool-install"
+cd "$work/tool-install"
+step tool-install dotnet tool install --tool-path "$tools" --add-source "$feed" BlockAttention.Cli --version "$version"
+cd "$repo"
+[ -x "$tools/blockattn" ] || fail "dotnet tool install gave no blockattn command in $tools"
+echo "verify-consumer: blockattn verify (installed tool)"
+out_tool=$(BLOCKATTENTION_NATIVE_CACHE="$work/native-cache-tool" "$tools/blockattn" verify --model "$fixture" --golden "$fixture" 2>&1) ||
+  { echo "$out_tool" >&2; fail "blockattn verify failed"; }
+echo "$out_tool" | tail -n 1 | sed 's/^/  /'
+echo "$out_tool" | tail -n 1 | grep -q '^summary PASS: ' || fail "blockattn verify did not end with a passing summary"
+tool_bridge=$(find "$tools/.store" -name libLibTorchSharp.so | head -n 1)
+[ -f "$tool_bridge" ] || fail "no libLibTorchSharp.so in the installed tool"
+[ "$(sha "$tool_bridge")" = "$app_bridge_sha" ] || fail "the installed tool's libLibTorchSharp.so differs from TorchSharp's"
+if [ "$host_has" != True ]; then
+  [ -n "$(find "$work/native-cache-tool" -name libLibTorchSharp.so 2>/dev/null)" ] ||
+    fail "the installed tool did not put its patched copy of the bridge in BLOCKATTENTION_NATIVE_CACHE"
+fi
+
+for package in blockattention.core blockattention.llama blockattention.cli blockattention.cli.linux-x64; do
   [ ! -e "$global/$package/$version" ] || fail "$package $version was written to the global packages folder"
 done
 

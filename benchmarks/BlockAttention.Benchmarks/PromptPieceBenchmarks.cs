@@ -1,7 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using BlockAttention.Attention;
 using BlockAttention.Caching;
-using BlockAttention.Cli.Benchmarking;
+using BlockAttention.Cli.Bench;
 using BlockAttention.Generation;
 using BlockAttention.Llama;
 

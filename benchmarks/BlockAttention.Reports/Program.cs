@@ -1,5 +1,5 @@
 using System.Text.Json;
-using BlockAttention.Cli.Benchmarking;
+using BlockAttention.Cli.Bench;
 using BlockAttention.Reports;
 
 // Reads the JSON of one or more `blockattn bench` runs and writes, into --out, a chart per run

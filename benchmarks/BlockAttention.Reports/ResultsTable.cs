@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using BlockAttention.Cli.Benchmarking;
+using BlockAttention.Cli.Bench;
 
 namespace BlockAttention.Reports;
 
@@ -30,9 +30,9 @@ internal static class ResultsTable
         md.AppendLine();
         foreach (var (report, _) in runs)
         {
-            foreach (var target in report.Targets)
+            foreach (var check in report.Checks)
             {
-                md.AppendLine(Invariant($"- {report.Model} on {report.Device}: **{(target.Passed ? "PASS" : "FAIL")}** {target.Name}: {target.Detail}"));
+                md.AppendLine(Invariant($"- {report.Model} on {report.Device}: **{(check.Passed ? "PASS" : "FAIL")}** {check.Name}: {check.Detail}"));
             }
         }
 

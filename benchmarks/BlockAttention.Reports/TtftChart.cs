@@ -1,4 +1,4 @@
-using BlockAttention.Cli.Benchmarking;
+using BlockAttention.Cli.Bench;
 using ScottPlot;
 using ScottPlot.TickGenerators;
 

@@ -1,39 +1,46 @@
-using BlockAttention.Cli.Commands;
+using System.Text;
+using BlockAttention.Cli.Bench;
+using BlockAttention.Cli.Generate;
+using BlockAttention.Cli.Prepare;
+using BlockAttention.Cli.Tokenize;
+using BlockAttention.Cli.Train;
+using BlockAttention.Cli.Verify;
 using BlockAttention.Runtime;
 
 namespace BlockAttention.Cli;
 
 /// <summary>
 /// The whole CLI as one call, so that tests run commands in-process: arguments in, text out,
-/// exit code back. <c>Program</c> only passes the console.
+/// exit code back. <c>Program</c> only passes the console and Ctrl+C.
 /// </summary>
 internal static class CliApp
 {
-    public const string Usage = """
-        blockattn: Block-Attention for Llama checkpoints
+    /// <summary>Every verb, in the order the usage text lists them. A new verb: a folder with its command, and one entry here.</summary>
+    public static IReadOnlyList<Verb> Verbs { get; } =
+    [
+        VerifyCommand.Verb,
+        GenerateCommand.Verb,
+        TokenizeCommand.Verb,
+        BenchCommand.Verb,
+        PrepareCommand.Verb,
+        TrainCommand.Verb,
+    ];
 
-          blockattn verify   --model DIR --golden DIR [--device cpu|cuda] [--dtype float32|bfloat16]
-                             [--mode full|block|both] [--session]
-          blockattn generate --model DIR --blocks FILE.json [--mode block|full|onepass] [--max-new-tokens N]
-                             [--temperature T --top-k K --top-p P --seed S] [--device cpu|cuda]
-                             [--dtype float32|bfloat16] [--json] [--repeat N]
-          blockattn tokenize --tokenizer FILE (--text S | --golden FILE)
-          blockattn bench    [--preset smollm2-135m|llama-3.2-1b|llama-3.1-8b | --model DIR] [--device cpu|cuda]
-                             [--dtype float32|bfloat16] [--lengths 512,1024,...] [--repeats N] [--out DIR] [--soak N]
-          blockattn prepare  --input FILE.jsonl --out FILE.jsonl (--tokenizer FILE | --model DIR) [--max-length N]
-          blockattn train    (--model DIR | --preset NAME) --data FILE.jsonl --out DIR [--steps N] [--batch B] [--lr LR]
+    /// <summary>The text printed for <c>blockattn --help</c> and after a usage mistake.</summary>
+    public static string Usage { get; } = BuildUsage();
 
-        'blockattn COMMAND --help' describes a command.
-        Exit code 0: success (and every check within tolerance); 1: a check failed; 2: bad usage or input;
-        3: an unexpected error (a bug; the message has the details).
-        """;
+    /// <summary>Runs one command to its end, blocking; for tests and other synchronous callers.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) =>
+        // Off the caller's thread: no synchronization context to block on while the verb awaits.
+        Task.Run(() => RunAsync(args, stdout, stderr, CancellationToken.None)).GetAwaiter().GetResult();
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    /// <summary>Runs one command; <paramref name="cancellationToken"/> stops a long-running verb (Ctrl+C).</summary>
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(args);
         try
         {
-            // Before any TorchSharp call: the CLI may touch torch (e.g. CUDA checks) before a BlockAttention type.
+            // Before any TorchSharp call: a verb may touch torch (e.g. CUDA checks) before a BlockAttention type.
             TorchSharpNativeLibrary.EnsureRegistered();
             var commandLine = CommandLine.Parse(args);
             if (commandLine.Command is "help" or "--help" or "-h")
@@ -42,34 +49,15 @@ internal static class CliApp
                 return ExitCodes.Success;
             }
 
-            string? help = commandLine.Command switch
-            {
-                "verify" => VerifyCommand.Help,
-                "generate" => GenerateCommand.Help,
-                "tokenize" => "blockattn tokenize --tokenizer FILE (--text S | --golden FILE)",
-                "bench" => BenchCommand.Usage,
-                "prepare" => PrepareCommand.Help,
-                "train" => TrainCommand.Help,
-                _ => throw new UsageException($"unknown command '{commandLine.Command}'"),
-            };
+            var verb = Verbs.FirstOrDefault(v => v.Name == commandLine.Command)
+                ?? throw new UsageException($"unknown command '{commandLine.Command}'");
             if (commandLine.Flag("help"))
             {
-                stdout.WriteLine(help);
+                stdout.WriteLine(verb.Help);
                 return ExitCodes.Success;
             }
 
-            return commandLine.Command switch
-            {
-                "verify" => VerifyCommand.Run(commandLine, stdout),
-                // Off the caller's thread: no synchronization context to block on while it awaits.
-                "generate" => Task.Run(() => GenerateCommand.RunAsync(commandLine, stdout)).GetAwaiter().GetResult(),
-                // BenchCommand writes to the console itself: its table is for people, its JSON for files.
-                "bench" => BenchCommand.Run(commandLine),
-                "prepare" => PrepareCommand.Run(commandLine, stdout),
-                "train" => TrainCommand.Run(commandLine, stdout),
-                // TokenizeCommand writes to the console itself (it predates CliApp).
-                _ => TokenizeCommand.Run(commandLine),
-            };
+            return await verb.Run(commandLine, stdout, stderr, cancellationToken).ConfigureAwait(false);
         }
         catch (UsageException e)
         {
@@ -82,10 +70,39 @@ internal static class CliApp
             stderr.WriteLine($"blockattn: {e.Message}");
             return ExitCodes.BadInput;
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            stderr.WriteLine("blockattn: cancelled");
+            return ExitCodes.Cancelled;
+        }
         catch (Exception e)
         {
             stderr.WriteLine($"blockattn: unexpected error: {e}");
             return ExitCodes.UnexpectedError;
         }
+    }
+
+    private static string BuildUsage()
+    {
+        int width = Math.Max(8, Verbs.Max(v => v.Name.Length));
+        string indent = new(' ', "  blockattn ".Length + width + 1);
+        var usage = new StringBuilder();
+        usage.AppendLine("blockattn: Block-Attention for Llama checkpoints");
+        usage.AppendLine();
+        foreach (var verb in Verbs)
+        {
+            string[] lines = verb.Synopsis.Split('\n', StringSplitOptions.TrimEntries);
+            usage.AppendLine($"  blockattn {verb.Name.PadRight(width)} {lines[0]}");
+            foreach (string line in lines.Skip(1))
+            {
+                usage.AppendLine(indent + line);
+            }
+        }
+
+        usage.AppendLine();
+        usage.AppendLine("'blockattn COMMAND --help' describes a command.");
+        usage.AppendLine("Exit code 0: success (and every check within tolerance); 1: a check failed; 2: bad usage or input;");
+        usage.Append("3: an unexpected error (a bug; the message has the details); 130: cancelled (Ctrl+C).");
+        return usage.ToString();
     }
 }

@@ -1,3 +1,4 @@
+using BlockAttention.Llama.Checkpoints;
 using BlockAttention.Llama.Tokenization;
 using static TorchSharp.torch;
 
@@ -18,6 +19,9 @@ public sealed class LlamaLoadOptions
 
     /// <summary>How attention over a cached prefix is computed (default: chosen by device).</summary>
     public AttentionImplementation Attention { get; init; } = AttentionImplementation.Auto;
+
+    /// <summary>The largest size accepted for each kind of checkpoint file (default: <see cref="CheckpointFileLimits.Default"/>).</summary>
+    public CheckpointFileLimits FileLimits { get; init; } = CheckpointFileLimits.Default;
 
     /// <summary>Limits of the checkpoint's tokenizer (regex match timeout, longest text); null for the defaults.</summary>
     public LlamaTokenizerOptions? Tokenizer { get; init; }

@@ -1,6 +1,7 @@
 using System.IO.Hashing;
 using System.Text;
 using BlockAttention.Attention;
+using BlockAttention.IO;
 using BlockAttention.Llama.Checkpoints;
 using BlockAttention.Llama.Tokenization;
 using BlockAttention.Models;
@@ -23,7 +24,9 @@ public sealed partial class LlamaModel
         options ??= new LlamaLoadOptions();
         var dtype = ValidateDType(options.DType);
         var device = ParseDevice(options.Device);
-        using var checkpoint = CheckpointFolder.Open(directory);
+        var limits = options.FileLimits ?? throw new ArgumentException($"{nameof(LlamaLoadOptions)}.{nameof(LlamaLoadOptions.FileLimits)} is null.", nameof(options));
+        limits.Validate();
+        using var checkpoint = CheckpointFolder.Open(directory, limits);
         var config = checkpoint.Config;
         string configPath = Path.Combine(checkpoint.DirectoryPath, CheckpointFolder.ConfigFileName);
         if (config.AttentionBias || config.MlpBias)
@@ -34,11 +37,14 @@ public sealed partial class LlamaModel
                 configPath, config.AttentionBias ? "attention_bias" : "mlp_bias");
         }
 
+        // Every size the config names is checked against the tensors present before anything is allocated.
+        CheckpointShapeCheck.Verify(config, checkpoint);
+
         // A checkpoint without tokenizer.json still runs prompts given as token ids.
-        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath, options.Tokenizer) : null;
+        var tokenizer = checkpoint.TokenizerPath is { } tokenizerPath ? LlamaTokenizer.FromFile(tokenizerPath, options.Tokenizer, limits) : null;
 
         var fingerprint = new XxHash128();
-        fingerprint.Append(File.ReadAllBytes(configPath));
+        fingerprint.Append(InputFile.ReadAllBytes(configPath, limits.ConfigJsonBytes, CheckpointFolder.ConfigFileName));
         var reader = new CheckpointTensorReader(checkpoint, dtype, device, fingerprint);
         return Build(config, reader, tokenizer, dtype, device, fingerprint, options.Attention);
     }
@@ -47,7 +53,8 @@ public sealed partial class LlamaModel
         AttentionImplementation attention)
     {
         var shape = ShapeOf(config);
-        var layers = new List<LlamaDecoderLayer>(shape.Layers);
+        // No capacity from the config: a huge layer count must fail on its first missing tensor, not here.
+        var layers = new List<LlamaDecoderLayer>();
         var owned = new List<IDisposable>();
         try
         {
@@ -125,22 +132,43 @@ public sealed partial class LlamaModel
         };
     }
 
-    internal static Device ParseDevice(string device)
-    {
-        try
-        {
-            var parsed = new Device(device);
-            if (parsed.type == TorchSharp.DeviceType.CUDA && !TorchSharp.torch.cuda.is_available())
-            {
-                throw new ArgumentException($"device '{device}' was asked for, but CUDA is not available in this process");
-            }
+    /// <summary>The devices <see cref="LlamaLoadOptions.Device"/> accepts, as messages list them.</summary>
+    internal const string AcceptedDevices = "cpu, cuda or cuda:N (N = 0, 1, ...)";
 
-            return parsed;
-        }
-        catch (Exception e) when (e is not ArgumentException)
+    internal static Device ParseDevice(string? device)
+    {
+        // Checked here rather than left to TorchSharp, whose message for "banana" is "Requested value
+        // 'BANANA' was not found" and names neither the option nor what it accepts.
+        string text = device?.Trim() ?? "";
+        bool isCpu = text.Equals("cpu", StringComparison.OrdinalIgnoreCase);
+        bool isCuda = text.Equals("cuda", StringComparison.OrdinalIgnoreCase);
+        int index = 0;
+        bool isIndexedCuda = text.StartsWith("cuda:", StringComparison.OrdinalIgnoreCase)
+            && text.Length > 5 && text.AsSpan(5).IndexOfAnyExceptInRange('0', '9') < 0
+            && int.TryParse(text.AsSpan(5), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out index);
+        if (!isCpu && !isCuda && !isIndexedCuda)
         {
-            throw new ArgumentException($"'{device}' is not a device; use cpu, cuda or cuda:N", e);
+            throw new ArgumentException(
+                $"{nameof(LlamaLoadOptions)}.{nameof(LlamaLoadOptions.Device)} is '{device}'; the accepted devices are {AcceptedDevices}.", nameof(device));
         }
+
+        if (isCpu)
+        {
+            return CPU;
+        }
+
+        if (!TorchSharp.torch.cuda.is_available())
+        {
+            throw new ArgumentException($"device '{device}' was asked for, but CUDA is not available in this process", nameof(device));
+        }
+
+        int available = TorchSharp.torch.cuda.device_count();
+        if (index >= available)
+        {
+            throw new ArgumentException($"device '{device}' was asked for, but this machine has {available} CUDA device(s)", nameof(device));
+        }
+
+        return isCuda ? CUDA : new Device(TorchSharp.DeviceType.CUDA, index);
     }
 
     private static ScalarType ValidateDType(ScalarType dtype) => dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16

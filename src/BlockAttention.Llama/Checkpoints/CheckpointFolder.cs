@@ -37,8 +37,10 @@ public sealed class CheckpointFolder : IDisposable
         LlamaConfig config,
         IReadOnlyList<SafetensorsFile> files,
         Dictionary<string, SafetensorsFile> fileByTensor,
-        List<string> tensorNames)
+        List<string> tensorNames,
+        CheckpointFileLimits limits)
     {
+        Limits = limits;
         DirectoryPath = directoryPath;
         Config = config;
         _files = files;
@@ -48,6 +50,9 @@ public sealed class CheckpointFolder : IDisposable
         TokenizerConfigPath = OptionalFile(directoryPath, "tokenizer_config.json");
         GenerationConfigPath = OptionalFile(directoryPath, "generation_config.json");
     }
+
+    /// <summary>The size limits the folder was opened with; they also apply to the tokenizer and generation files read later.</summary>
+    public CheckpointFileLimits Limits { get; }
 
     /// <summary>The full path of the folder.</summary>
     public string DirectoryPath { get; }
@@ -72,13 +77,17 @@ public sealed class CheckpointFolder : IDisposable
 
     /// <summary>Opens the checkpoint in <paramref name="directory"/>.</summary>
     /// <param name="directory">The model folder.</param>
+    /// <param name="limits">The largest size accepted for each kind of file (default: <see cref="CheckpointFileLimits.Default"/>).</param>
     /// <returns>The open checkpoint; dispose it to close the weight files.</returns>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="FileNotFoundException"><c>config.json</c> or the weights are missing.</exception>
+    /// <exception cref="BlockAttention.IO.InputFileException">A file is not a regular file (a pipe, a device) or is over its limit.</exception>
     /// <exception cref="CheckpointFormatException">The config, the index or a weights file is malformed, or the index and its shards disagree.</exception>
-    public static CheckpointFolder Open(string directory)
+    public static CheckpointFolder Open(string directory, CheckpointFileLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
+        limits ??= CheckpointFileLimits.Default;
+        limits.Validate();
         string fullPath = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
         if (!Directory.Exists(fullPath))
         {
@@ -91,18 +100,18 @@ public sealed class CheckpointFolder : IDisposable
             throw new FileNotFoundException($"Checkpoint folder '{fullPath}' has no {ConfigFileName}.", configPath);
         }
 
-        LlamaConfig config = LlamaConfig.Load(configPath);
+        LlamaConfig config = LlamaConfig.Load(configPath, limits);
 
         string single = Path.Combine(fullPath, WeightsFileName);
         string index = Path.Combine(fullPath, WeightsIndexFileName);
         if (File.Exists(single))
         {
-            return OpenSingle(fullPath, config, single);
+            return OpenSingle(fullPath, config, single, limits);
         }
 
         if (File.Exists(index))
         {
-            return OpenSharded(fullPath, config, index);
+            return OpenSharded(fullPath, config, index, limits);
         }
 
         throw new FileNotFoundException(
@@ -114,7 +123,7 @@ public sealed class CheckpointFolder : IDisposable
     /// <returns>Its token ids, or <see langword="null"/> when the folder has no such file.</returns>
     /// <exception cref="CheckpointFormatException">The file is malformed.</exception>
     public GenerationConfig? LoadGenerationConfig()
-        => GenerationConfigPath is null ? null : GenerationConfig.Load(GenerationConfigPath);
+        => GenerationConfigPath is null ? null : GenerationConfig.Load(GenerationConfigPath, Limits);
 
     /// <summary>Whether the checkpoint holds a tensor called <paramref name="tensorName"/>.</summary>
     /// <param name="tensorName">The tensor name, e.g. <c>lm_head.weight</c>.</param>
@@ -159,16 +168,16 @@ public sealed class CheckpointFolder : IDisposable
     private SafetensorsFile FileOf(string tensorName)
         => _fileByTensor.TryGetValue(tensorName, out SafetensorsFile? file) ? file : throw new MissingTensorException(tensorName, DirectoryPath);
 
-    private static CheckpointFolder OpenSingle(string directory, LlamaConfig config, string path)
+    private static CheckpointFolder OpenSingle(string directory, LlamaConfig config, string path, CheckpointFileLimits limits)
     {
-        SafetensorsFile file = SafetensorsFile.Open(path);
+        SafetensorsFile file = SafetensorsFile.Open(path, limits);
         var byTensor = file.TensorNames.ToDictionary(name => name, _ => file, StringComparer.Ordinal);
-        return new CheckpointFolder(directory, config, [file], byTensor, [.. file.TensorNames]);
+        return new CheckpointFolder(directory, config, [file], byTensor, [.. file.TensorNames], limits);
     }
 
-    private static CheckpointFolder OpenSharded(string directory, LlamaConfig config, string indexPath)
+    private static CheckpointFolder OpenSharded(string directory, LlamaConfig config, string indexPath, CheckpointFileLimits limits)
     {
-        List<(string Tensor, string ShardPath)> weightMap = SafetensorsIndex.ReadWeightMap(indexPath);
+        List<(string Tensor, string ShardPath)> weightMap = SafetensorsIndex.ReadWeightMap(indexPath, limits);
         var shards = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
         var opened = new List<SafetensorsFile>();
         try
@@ -185,7 +194,7 @@ public sealed class CheckpointFolder : IDisposable
                             indexPath, tensor);
                     }
 
-                    shard = SafetensorsFile.Open(shardPath);
+                    shard = SafetensorsFile.Open(shardPath, limits);
                     shards.Add(shardPath, shard);
                     opened.Add(shard);
                 }
@@ -203,7 +212,7 @@ public sealed class CheckpointFolder : IDisposable
                 }
             }
 
-            return new CheckpointFolder(directory, config, opened, byTensor, weightMap.ConvertAll(entry => entry.Tensor));
+            return new CheckpointFolder(directory, config, opened, byTensor, weightMap.ConvertAll(entry => entry.Tensor), limits);
         }
         catch
         {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using BlockAttention.IO;
 
 namespace BlockAttention.Llama.Checkpoints;
 
@@ -26,13 +27,30 @@ internal readonly struct ConfigObject
     /// <summary>The file the object came from, for error messages.</summary>
     public string Path { get; }
 
+    private static readonly JsonDocumentOptions ParseOptions = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };
+
+    /// <summary>Reads a configuration file (<c>config.json</c> or <c>generation_config.json</c>) through the bounded reader.</summary>
+    public static byte[] ReadFile(string fullPath, string kind, CheckpointFileLimits? limits)
+    {
+        limits ??= CheckpointFileLimits.Default;
+        limits.Validate();
+        return InputFile.ReadAllBytes(fullPath, limits.ConfigJsonBytes, kind, CheckpointFileLimits.Hint(nameof(CheckpointFileLimits.ConfigJsonBytes)));
+    }
+
     /// <summary>Parses <paramref name="json"/> and runs <paramref name="read"/> over its root object.</summary>
     public static T Read<T>(string json, string path, Func<ConfigObject, T> read)
+        => Read(path, read, () => StrictJson.Parse(json, ParseOptions));
+
+    /// <summary>Parses UTF-8 <paramref name="json"/> (a byte order mark is allowed) and runs <paramref name="read"/> over its root object.</summary>
+    public static T Read<T>(byte[] json, string path, Func<ConfigObject, T> read)
+        => Read(path, read, () => StrictJson.Parse(json, ParseOptions));
+
+    private static T Read<T>(string path, Func<ConfigObject, T> read, Func<JsonDocument> parse)
     {
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json, new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            document = parse();
         }
         catch (JsonException e)
         {
@@ -78,7 +96,48 @@ internal readonly struct ConfigObject
             return null;
         }
 
-        return value.ValueKind == JsonValueKind.Number ? value.GetDouble() : throw WrongType(key, value, "a number");
+        if (value.ValueKind != JsonValueKind.Number)
+        {
+            throw WrongType(key, value, "a number");
+        }
+
+        // 1e400 parses as +Infinity; no setting of a model means that.
+        double number = value.GetDouble();
+        return double.IsFinite(number) ? number : throw Invalid(key, $"is {value.GetRawText()}, which is not a finite number");
+    }
+
+    /// <summary>A number that must lie in (<paramref name="exclusiveMin"/>, <paramref name="inclusiveMax"/>].</summary>
+    public double? GetOptionalDoubleInRange(string key, double exclusiveMin, double inclusiveMax)
+    {
+        double? value = GetOptionalDouble(key);
+        if (value is { } number && !(number > exclusiveMin && number <= inclusiveMax))
+        {
+            throw Invalid(key, $"is {Format(number)}, expected a number above {Format(exclusiveMin)} and at most {Format(inclusiveMax)}");
+        }
+
+        return value;
+    }
+
+    /// <summary>A token id: a non-negative integer, or <see langword="null"/> when absent.</summary>
+    public int? GetOptionalTokenId(string key)
+    {
+        int? id = GetOptionalInt32(key);
+        return id is < 0 ? throw Invalid(key, $"is {id}, expected a non-negative token id") : id;
+    }
+
+    /// <summary>One token id or a list of them (as <c>eos_token_id</c> is written); empty when absent.</summary>
+    public IReadOnlyList<int> GetTokenIdOrList(string key)
+    {
+        IReadOnlyList<int> ids = GetInt32OrList(key);
+        foreach (int id in ids)
+        {
+            if (id < 0)
+            {
+                throw Invalid(key, $"holds {id}, expected non-negative token ids");
+            }
+        }
+
+        return ids;
     }
 
     public bool? GetOptionalBoolean(string key)

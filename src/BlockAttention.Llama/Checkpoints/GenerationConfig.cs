@@ -17,14 +17,16 @@ public sealed record GenerationConfig
 
     /// <summary>Reads <paramref name="path"/>.</summary>
     /// <param name="path">A <c>generation_config.json</c> file.</param>
+    /// <param name="limits">The largest file accepted (<see cref="CheckpointFileLimits.ConfigJsonBytes"/>; default: <see cref="CheckpointFileLimits.Default"/>).</param>
     /// <returns>The token ids it names.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="BlockAttention.IO.InputFileException">The path is not a regular file, or the file is over the limit.</exception>
     /// <exception cref="CheckpointFormatException">The file is not a JSON object or a token id has the wrong type.</exception>
-    public static GenerationConfig Load(string path)
+    public static GenerationConfig Load(string path, CheckpointFileLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string fullPath = Path.GetFullPath(path);
-        return Parse(File.ReadAllText(fullPath), fullPath);
+        return ConfigObject.Read(ConfigObject.ReadFile(fullPath, "generation_config.json", limits), fullPath, Read);
     }
 
     /// <summary>Parses the text of a <c>generation_config.json</c>.</summary>
@@ -36,11 +38,13 @@ public sealed record GenerationConfig
     {
         ArgumentNullException.ThrowIfNull(json);
         ArgumentNullException.ThrowIfNull(sourcePath);
-        return ConfigObject.Read(json, sourcePath, root => new GenerationConfig
-        {
-            BosTokenId = root.GetOptionalInt32("bos_token_id"),
-            EosTokenIds = root.GetInt32OrList("eos_token_id"),
-            PadTokenId = root.GetOptionalInt32("pad_token_id"),
-        });
+        return ConfigObject.Read(json, sourcePath, Read);
     }
+
+    private static GenerationConfig Read(ConfigObject root) => new()
+    {
+        BosTokenId = root.GetOptionalTokenId("bos_token_id"),
+        EosTokenIds = root.GetTokenIdOrList("eos_token_id"),
+        PadTokenId = root.GetOptionalInt32("pad_token_id"),
+    };
 }

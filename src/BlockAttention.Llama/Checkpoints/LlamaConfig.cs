@@ -71,21 +71,24 @@ public sealed record LlamaConfig
 
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <param name="path">A <c>config.json</c> file.</param>
+    /// <param name="limits">The largest file accepted (default: <see cref="CheckpointFileLimits.Default"/>).</param>
     /// <returns>The configuration.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="CheckpointFormatException">The file is not valid JSON, lacks a required key, has a key of the wrong type, or asks for something unsupported.</exception>
-    public static LlamaConfig Load(string path)
+    /// <exception cref="BlockAttention.IO.InputFileException">The path is not a regular file, or the file is over <see cref="CheckpointFileLimits.ConfigJsonBytes"/>.</exception>
+    /// <exception cref="CheckpointFormatException">The file is not valid JSON, lacks a required key, has a key of the wrong type or out of range, or asks for something unsupported.</exception>
+    public static LlamaConfig Load(string path, CheckpointFileLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string fullPath = Path.GetFullPath(path);
-        return Parse(File.ReadAllText(fullPath), fullPath);
+        byte[] json = ConfigObject.ReadFile(fullPath, CheckpointFolder.ConfigFileName, limits);
+        return ConfigObject.Read(json, fullPath, Read);
     }
 
     /// <summary>Parses and validates the text of a <c>config.json</c>.</summary>
     /// <param name="json">The file's content.</param>
     /// <param name="sourcePath">Where it came from, for error messages.</param>
     /// <returns>The configuration.</returns>
-    /// <exception cref="CheckpointFormatException">The text is not valid JSON, lacks a required key, has a key of the wrong type, or asks for something unsupported.</exception>
+    /// <exception cref="CheckpointFormatException">The text is not valid JSON, lacks a required key, has a key of the wrong type or out of range, or asks for something unsupported.</exception>
     public static LlamaConfig Parse(string json, string sourcePath)
     {
         ArgumentNullException.ThrowIfNull(json);
@@ -135,11 +138,15 @@ public sealed record LlamaConfig
             throw root.Invalid("hidden_size", $"is {hiddenSize}, which num_attention_heads ({heads}) does not divide, and there is no head_dim");
         }
 
-        double eps = root.GetDouble("rms_norm_eps");
-        if (!(eps > 0))
+        if (headDim % 2 != 0)
         {
-            throw root.Invalid("rms_norm_eps", $"is {ConfigObject.Format(eps)}, expected a positive number");
+            // Rotary embeddings rotate pairs of dimensions.
+            throw root.Invalid(root.Has("head_dim") ? "head_dim" : "hidden_size", $"gives an odd head_dim ({headDim}); rotary embeddings need an even one");
         }
+
+        // Added to a mean of squares before its square root: it must be small and positive. 1 is
+        // already far above any real model's (1e-6 to 1e-5).
+        double eps = root.GetOptionalDoubleInRange("rms_norm_eps", 0, MaxRmsNormEps) ?? root.GetDouble("rms_norm_eps");
 
         return new LlamaConfig
         {
@@ -156,11 +163,14 @@ public sealed record LlamaConfig
             TieWordEmbeddings = root.GetOptionalBoolean("tie_word_embeddings") ?? false,
             AttentionBias = root.GetOptionalBoolean("attention_bias") ?? false,
             MlpBias = root.GetOptionalBoolean("mlp_bias") ?? false,
-            BosTokenId = root.GetOptionalInt32("bos_token_id"),
-            EosTokenIds = root.GetInt32OrList("eos_token_id"),
+            BosTokenId = root.GetOptionalTokenId("bos_token_id"),
+            EosTokenIds = root.GetTokenIdOrList("eos_token_id"),
             DType = root.GetOptionalString("dtype") ?? root.GetOptionalString("torch_dtype"),
         };
     }
+
+    /// <summary>The largest <c>rms_norm_eps</c> accepted.</summary>
+    internal const double MaxRmsNormEps = 1.0;
 
     private static int Positive(ConfigObject root, string key)
     {

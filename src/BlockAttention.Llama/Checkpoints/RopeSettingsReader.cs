@@ -12,16 +12,22 @@ internal static class RopeSettingsReader
     // transformers' LlamaConfig default, used when a (typically older Llama 2) config has no rope_theta.
     private const double DefaultTheta = 10_000.0;
 
+    // Real models use 1e4 to a few 1e9; far beyond, every frequency but the first underflows to zero.
+    internal const double MaxTheta = 1e12;
+
+    // The llama3 factors are small ratios (8, 32; 1; 4); a million is not a ratio any model uses.
+    internal const double MaxFactor = 1e6;
+
     public static RopeSettings Read(ConfigObject root)
     {
         RejectPartialRotary(root);
-        double? rootTheta = root.GetOptionalDouble("rope_theta");
+        double? rootTheta = CheckTheta(root, root.GetOptionalDouble("rope_theta"));
         ConfigObject? scaling = root.GetOptionalObject("rope_scaling");
 
         if (root.GetOptionalObject("rope_parameters") is { } parameters)
         {
             RejectPartialRotary(parameters);
-            double? theta = parameters.GetOptionalDouble("rope_theta");
+            double? theta = CheckTheta(parameters, parameters.GetOptionalDouble("rope_theta"));
             if (theta is not null && rootTheta is not null && theta != rootTheta)
             {
                 throw parameters.Invalid("rope_theta", $"is {ConfigObject.Format(theta.Value)} but the top-level 'rope_theta' is {ConfigObject.Format(rootTheta.Value)}");
@@ -54,12 +60,19 @@ internal static class RopeSettingsReader
         };
     }
 
+    // Checked where it was read, so the message names the key that holds it.
+    private static double? CheckTheta(ConfigObject source, double? theta)
+    {
+        if (theta is { } value && !(value > 0 && value <= MaxTheta))
+        {
+            throw source.Invalid("rope_theta", $"is {ConfigObject.Format(value)}, expected a positive number of at most {ConfigObject.Format(MaxTheta)}");
+        }
+
+        return theta;
+    }
+
     private static RopeSettings Build(ConfigObject source, double theta, RopeType type)
     {
-        if (!(theta > 0))
-        {
-            throw source.Invalid("rope_theta", $"is {ConfigObject.Format(theta)}, expected a positive number");
-        }
 
         if (type == RopeType.Default)
         {
@@ -70,21 +83,16 @@ internal static class RopeSettingsReader
         double low = source.GetDouble("low_freq_factor");
         double high = source.GetDouble("high_freq_factor");
         int originalMax = source.GetInt32("original_max_position_embeddings");
-        if (!(factor > 0))
-        {
-            throw source.Invalid("factor", $"is {ConfigObject.Format(factor)}, expected a positive number");
-        }
-
-        if (!(low > 0))
-        {
-            throw source.Invalid("low_freq_factor", $"is {ConfigObject.Format(low)}, expected a positive number");
-        }
+        CheckFactor(source, "factor", factor);
+        CheckFactor(source, "low_freq_factor", low);
 
         // The llama3 blend divides by (high - low).
         if (!(high > low))
         {
             throw source.Invalid("high_freq_factor", $"is {ConfigObject.Format(high)}, expected more than low_freq_factor ({ConfigObject.Format(low)})");
         }
+
+        CheckFactor(source, "high_freq_factor", high);
 
         if (originalMax <= 0)
         {
@@ -100,6 +108,14 @@ internal static class RopeSettingsReader
             HighFreqFactor = high,
             OriginalMaxPositionEmbeddings = originalMax,
         };
+    }
+
+    private static void CheckFactor(ConfigObject source, string key, double value)
+    {
+        if (!(value > 0 && value <= MaxFactor))
+        {
+            throw source.Invalid(key, $"is {ConfigObject.Format(value)}, expected a positive number of at most {ConfigObject.Format(MaxFactor)}");
+        }
     }
 
     // A partial rotary embedding (rotating only part of each head) is not a Llama feature; refuse it

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using BlockAttention.IO;
 using Microsoft.Win32.SafeHandles;
 
 namespace BlockAttention.Llama.Checkpoints;
@@ -22,7 +23,10 @@ namespace BlockAttention.Llama.Checkpoints;
 /// </remarks>
 public sealed class SafetensorsFile : IDisposable
 {
-    /// <summary>The largest header accepted, as in the reference implementation: a guard against a corrupt length.</summary>
+    /// <summary>
+    /// The largest header accepted by default, as in the reference implementation: a guard against a
+    /// corrupt length (<see cref="CheckpointFileLimits.SafetensorsHeaderBytes"/> changes it).
+    /// </summary>
     public const long MaxHeaderLength = 100_000_000;
 
     private const int LengthPrefixSize = sizeof(ulong);
@@ -51,17 +55,21 @@ public sealed class SafetensorsFile : IDisposable
 
     /// <summary>Opens <paramref name="path"/> and reads and validates its header.</summary>
     /// <param name="path">The <c>.safetensors</c> file.</param>
+    /// <param name="limits">The largest header accepted (<see cref="CheckpointFileLimits.SafetensorsHeaderBytes"/>; default: <see cref="CheckpointFileLimits.Default"/>).</param>
     /// <returns>The open file; dispose it to close the handle.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="CheckpointFormatException">The file is truncated, its header is malformed, or a tensor has an unsupported dtype.</exception>
-    public static SafetensorsFile Open(string path)
+    /// <exception cref="InputFileException">The path is not a regular file (a pipe, a device, a directory).</exception>
+    /// <exception cref="CheckpointFormatException">The file is truncated, its header is malformed or over the limit, or a tensor has an unsupported dtype.</exception>
+    public static SafetensorsFile Open(string path, CheckpointFileLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        limits ??= CheckpointFileLimits.Default;
+        limits.Validate();
         string fullPath = System.IO.Path.GetFullPath(path);
-        SafeFileHandle handle = File.OpenHandle(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+        SafeFileHandle handle = InputFile.OpenRegular(fullPath, "safetensors file");
         try
         {
-            SafetensorsHeader header = ReadHeader(handle, fullPath);
+            SafetensorsHeader header = ReadHeader(handle, fullPath, limits.SafetensorsHeaderBytes);
             return new SafetensorsFile(fullPath, handle, header);
         }
         catch
@@ -121,7 +129,7 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>Closes the file.</summary>
     public void Dispose() => _handle.Dispose();
 
-    private static SafetensorsHeader ReadHeader(SafeFileHandle handle, string path)
+    private static SafetensorsHeader ReadHeader(SafeFileHandle handle, string path, long maxHeaderLength)
     {
         long fileLength = RandomAccess.GetLength(handle);
         if (fileLength < LengthPrefixSize)
@@ -133,10 +141,11 @@ public sealed class SafetensorsFile : IDisposable
         Span<byte> prefix = stackalloc byte[LengthPrefixSize];
         ReadExactly(handle, prefix, 0, path, null);
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
-        if (headerLength > MaxHeaderLength)
+        if (headerLength > (ulong)maxHeaderLength)
         {
             throw new CheckpointFormatException(
-                $"Safetensors file '{path}' declares a header of {headerLength} bytes, more than the {MaxHeaderLength} allowed; the file is corrupt or not safetensors.",
+                $"Safetensors file '{path}' declares a header of {headerLength} bytes, more than the {maxHeaderLength} allowed; the file is corrupt or not safetensors"
+                + $" (if it is genuine, raise {CheckpointFileLimits.Hint(nameof(CheckpointFileLimits.SafetensorsHeaderBytes))}).",
                 path);
         }
 

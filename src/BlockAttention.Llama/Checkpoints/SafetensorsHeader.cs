@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.IO;
 
 namespace BlockAttention.Llama.Checkpoints;
 
@@ -44,7 +45,7 @@ internal sealed class SafetensorsHeader
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json);
+            document = StrictJson.Parse(json);
         }
         catch (JsonException e)
         {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.IO;
 
 namespace BlockAttention.Llama.Checkpoints;
 
@@ -8,15 +9,18 @@ namespace BlockAttention.Llama.Checkpoints;
 /// </summary>
 internal static class SafetensorsIndex
 {
+    private static readonly System.Buffers.SearchValues<char> InvalidPathChars = System.Buffers.SearchValues.Create(Path.GetInvalidPathChars());
+
     /// <summary>Reads the index at <paramref name="indexPath"/>.</summary>
     /// <returns>(tensor name, full path of its shard) pairs in index order; every shard lies inside the index's folder.</returns>
-    public static List<(string Tensor, string ShardPath)> ReadWeightMap(string indexPath)
+    public static List<(string Tensor, string ShardPath)> ReadWeightMap(string indexPath, CheckpointFileLimits limits)
     {
         string directory = Path.GetDirectoryName(indexPath)!;
+        byte[] bytes = InputFile.ReadAllBytes(indexPath, limits.ShardIndexBytes, "shard index", CheckpointFileLimits.Hint(nameof(CheckpointFileLimits.ShardIndexBytes)));
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllText(indexPath));
+            document = StrictJson.Parse(bytes);
         }
         catch (JsonException e)
         {
@@ -58,6 +62,13 @@ internal static class SafetensorsIndex
     // The index is data from the internet: a shard name must not reach outside the checkpoint folder.
     private static string ResolveShard(string directory, string shard, string tensor, string indexPath)
     {
+        // A NUL or another character no path may hold would make Path throw an ArgumentException that names neither file.
+        if (shard.AsSpan().IndexOfAny(InvalidPathChars) >= 0)
+        {
+            throw new CheckpointFormatException(
+                $"Shard index '{indexPath}' maps tensor '{tensor}' to {System.Text.Json.JsonSerializer.Serialize(shard)}, which is not a valid file name.", indexPath, tensor);
+        }
+
         string full = Path.GetFullPath(Path.Combine(directory, shard));
         string root = Path.TrimEndingDirectorySeparator(directory) + Path.DirectorySeparatorChar;
         if (!full.StartsWith(root, StringComparison.Ordinal))

@@ -1,25 +1,30 @@
 using System.Text.Json;
+using BlockAttention.IO;
 
 namespace BlockAttention.Llama.Tokenization;
 
 /// <summary>Small helpers to read a JSON file and fail with a message that names the file and the key.</summary>
 internal static class JsonFile
 {
-    public static JsonDocument Parse(string path)
+    /// <summary>Reads and parses <paramref name="path"/>, a file of at most <paramref name="maxBytes"/> bytes.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="maxBytes">The largest size accepted.</param>
+    /// <param name="limitName">The <see cref="Checkpoints.CheckpointFileLimits"/> property that sets the limit, for the message.</param>
+    public static JsonDocument Parse(string path, long maxBytes, string limitName)
     {
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"Tokenizer file not found: {path}", path);
         }
 
+        byte[] bytes = InputFile.ReadAllBytes(path, maxBytes, Path.GetFileName(path), Checkpoints.CheckpointFileLimits.Hint(limitName));
         try
         {
-            using FileStream stream = File.OpenRead(path);
-            return JsonDocument.Parse(stream);
+            return StrictJson.Parse(bytes);
         }
         catch (JsonException e)
         {
-            throw new TokenizerFormatException(path, $"not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})", e);
+            throw new TokenizerFormatException(path, $"not valid JSON: {e.Message}", e);
         }
     }
 
@@ -32,9 +37,17 @@ internal static class JsonFile
     public static JsonElement Object(string path, JsonElement element, string key) =>
         element.ValueKind == JsonValueKind.Object ? element : throw new TokenizerFormatException(path, $"{key} is {Describe(element)}; expected an object");
 
+    public static JsonElement Array(string path, JsonElement element, string key) =>
+        element.ValueKind == JsonValueKind.Array ? element : throw new TokenizerFormatException(path, $"{key} is {Describe(element)}; expected an array");
+
     public static string String(string path, JsonElement element, string key) =>
         element.ValueKind == JsonValueKind.String ? element.GetString()! : throw new TokenizerFormatException(path, $"{key} is {Describe(element)}; expected a string");
 
-    private static string Describe(JsonElement element) =>
-        element.ValueKind is JsonValueKind.Object or JsonValueKind.Array ? $"a{(element.ValueKind == JsonValueKind.Array ? "n" : "")} {element.ValueKind}" : element.GetRawText();
+    public static string Describe(JsonElement element) =>
+        element.ValueKind is JsonValueKind.Object or JsonValueKind.Array
+            ? $"an {element.ValueKind}"
+            : Abbreviate(element.GetRawText());
+
+    // A hostile value can be megabytes long; a message needs only its start.
+    private static string Abbreviate(string text) => text.Length <= 80 ? text : string.Concat(text.AsSpan(0, 80), "...");
 }

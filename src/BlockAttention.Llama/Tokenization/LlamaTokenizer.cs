@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.ObjectModel;
 using System.Text;
 using System.Text.RegularExpressions;
+using BlockAttention.Llama.Checkpoints;
 using BlockAttention.Text;
 using Microsoft.ML.Tokenizers;
 
@@ -73,20 +74,22 @@ public sealed class LlamaTokenizer : ITextTokenizer
     /// </summary>
     /// <param name="tokenizerJsonPath">The path of <c>tokenizer.json</c>.</param>
     /// <param name="options">Limits on the text to encode; null for the defaults.</param>
+    /// <param name="limits">The largest <c>tokenizer.json</c> and <c>tokenizer_config.json</c> accepted (default: <see cref="CheckpointFileLimits.Default"/>).</param>
     /// <returns>The tokenizer.</returns>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="BlockAttention.IO.InputFileException">A file is not a regular file (a pipe, a device) or is over its limit.</exception>
     /// <exception cref="TokenizerFormatException">
     /// A file is not valid JSON, lacks a required key, or describes a tokenizer other than byte-level BPE with a
     /// regex split (the message names the file and the key).
     /// </exception>
-    public static LlamaTokenizer FromFile(string tokenizerJsonPath, LlamaTokenizerOptions? options = null)
+    public static LlamaTokenizer FromFile(string tokenizerJsonPath, LlamaTokenizerOptions? options = null, CheckpointFileLimits? limits = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(tokenizerJsonPath);
         options ??= new LlamaTokenizerOptions();
         options.Validate();
 
-        TokenizerDefinition definition = TokenizerJsonReader.Read(tokenizerJsonPath);
+        TokenizerDefinition definition = TokenizerJsonReader.Read(tokenizerJsonPath, limits);
         Regex split = CreateSplitRegex(tokenizerJsonPath, definition.SplitPattern, options.RegexMatchTimeout);
         var addedTokens = definition.AddedTokens.ToDictionary(t => t.Content, t => t.Id, StringComparer.Ordinal);
 
@@ -98,7 +101,7 @@ public sealed class LlamaTokenizer : ITextTokenizer
             SpecialTokens = addedTokens,
         });
 
-        (int? bos, int? eos) = ReadConfig(tokenizerJsonPath, definition, addedTokens);
+        (int? bos, int? eos) = ReadConfig(tokenizerJsonPath, definition, addedTokens, limits);
         return new LlamaTokenizer(tokenizerJsonPath, definition, decoder, split, bos, eos, options);
     }
 
@@ -240,7 +243,7 @@ public sealed class LlamaTokenizer : ITextTokenizer
         }
     }
 
-    private static (int? Bos, int? Eos) ReadConfig(string tokenizerJsonPath, TokenizerDefinition definition, Dictionary<string, int> addedTokens)
+    private static (int? Bos, int? Eos) ReadConfig(string tokenizerJsonPath, TokenizerDefinition definition, Dictionary<string, int> addedTokens, CheckpointFileLimits? limits)
     {
         string configPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(tokenizerJsonPath))!, TokenizerConfigReader.FileName);
         if (!File.Exists(configPath))
@@ -248,7 +251,7 @@ public sealed class LlamaTokenizer : ITextTokenizer
             return (null, null);
         }
 
-        (string? bosToken, string? eosToken) = TokenizerConfigReader.Read(configPath);
+        (string? bosToken, string? eosToken) = TokenizerConfigReader.Read(configPath, limits);
         return (Resolve("bos_token", bosToken), Resolve("eos_token", eosToken));
 
         int? Resolve(string key, string? token)

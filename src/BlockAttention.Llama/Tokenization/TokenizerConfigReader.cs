@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.Llama.Checkpoints;
 
 namespace BlockAttention.Llama.Tokenization;
 
@@ -10,9 +11,11 @@ internal static class TokenizerConfigReader
 {
     public const string FileName = "tokenizer_config.json";
 
-    public static (string? BosToken, string? EosToken) Read(string path)
+    public static (string? BosToken, string? EosToken) Read(string path, CheckpointFileLimits? limits = null)
     {
-        using JsonDocument document = JsonFile.Parse(path);
+        limits ??= CheckpointFileLimits.Default;
+        limits.Validate();
+        using JsonDocument document = JsonFile.Parse(path, limits.TokenizerConfigJsonBytes, nameof(CheckpointFileLimits.TokenizerConfigJsonBytes));
         JsonElement root = JsonFile.Object(path, document.RootElement, "(root)");
         return (TokenName(path, root, "bos_token"), TokenName(path, root, "eos_token"));
     }
@@ -30,7 +33,7 @@ internal static class TokenizerConfigReader
             JsonValueKind.Null => null,
             JsonValueKind.String => value.GetString(),
             JsonValueKind.Object => JsonFile.String(path, JsonFile.Required(path, value, key, "content"), key + ".content"),
-            _ => throw new TokenizerFormatException(path, $"{key} is {value.GetRawText()}; expected a token string"),
+            _ => throw new TokenizerFormatException(path, $"{key} is {JsonFile.Describe(value)}; expected a token string"),
         };
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using BlockAttention.Llama.Checkpoints;
 
 namespace BlockAttention.Llama.Tokenization;
 
@@ -9,9 +10,14 @@ namespace BlockAttention.Llama.Tokenization;
 /// </summary>
 internal static class TokenizerJsonReader
 {
-    public static TokenizerDefinition Read(string path)
+    // Ids index rows of the embedding; one past the largest must still be an int (the vocabulary size).
+    internal const int MaxTokenId = int.MaxValue - 1;
+
+    public static TokenizerDefinition Read(string path, CheckpointFileLimits? limits = null)
     {
-        using JsonDocument document = JsonFile.Parse(path);
+        limits ??= CheckpointFileLimits.Default;
+        limits.Validate();
+        using JsonDocument document = JsonFile.Parse(path, limits.TokenizerJsonBytes, nameof(CheckpointFileLimits.TokenizerJsonBytes));
         JsonElement root = JsonFile.Object(path, document.RootElement, "(root)");
 
         // The model first: a file without one is not a tokenizer.json at all, and that is the clearest message.
@@ -37,7 +43,7 @@ internal static class TokenizerJsonReader
         Dictionary<string, int> vocabulary = ReadVocabulary(path, model);
         List<string> merges = ReadMerges(path, model, vocabulary);
         bool ignoreMerges = model.TryGetProperty("ignore_merges", out JsonElement ignore) && ignore.ValueKind == JsonValueKind.True;
-        List<AddedToken> addedTokens = ReadAddedTokens(path, root);
+        List<AddedToken> addedTokens = ReadAddedTokens(path, root, vocabulary);
 
         return new TokenizerDefinition(vocabulary, merges, addedTokens, splitPattern, ignoreMerges);
     }
@@ -91,14 +97,24 @@ internal static class TokenizerJsonReader
     {
         JsonElement vocab = JsonFile.Object(path, JsonFile.Required(path, model, "model", "vocab"), "model.vocab");
         var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
+        var tokenById = new Dictionary<int, string>();
         foreach (JsonProperty entry in vocab.EnumerateObject())
         {
-            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int id) || id < 0)
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out int id) || id < 0 || id > MaxTokenId)
             {
-                throw new TokenizerFormatException(path, $"model.vocab[\"{entry.Name}\"] is {entry.Value.GetRawText()}; expected a non-negative integer id");
+                throw new TokenizerFormatException(path, $"model.vocab[\"{entry.Name}\"] is {JsonFile.Describe(entry.Value)}; expected a token id from 0 to {MaxTokenId}");
             }
 
-            vocabulary[entry.Name] = id;
+            // Decoding maps an id back to one token, and a repeated token would have two ids.
+            if (!vocabulary.TryAdd(entry.Name, id))
+            {
+                throw new TokenizerFormatException(path, $"model.vocab lists the token \"{entry.Name}\" twice");
+            }
+
+            if (!tokenById.TryAdd(id, entry.Name))
+            {
+                throw new TokenizerFormatException(path, $"model.vocab gives id {id} to both \"{tokenById[id]}\" and \"{entry.Name}\"");
+            }
         }
 
         // Every byte must be a token, or some text could not be encoded at all.
@@ -151,7 +167,7 @@ internal static class TokenizerJsonReader
         return merges;
     }
 
-    private static List<AddedToken> ReadAddedTokens(string path, JsonElement root)
+    private static List<AddedToken> ReadAddedTokens(string path, JsonElement root, Dictionary<string, int> vocabulary)
     {
         var tokens = new List<AddedToken>();
         if (!root.TryGetProperty("added_tokens", out JsonElement array) || array.ValueKind == JsonValueKind.Null)
@@ -159,16 +175,48 @@ internal static class TokenizerJsonReader
             return tokens;
         }
 
+        JsonFile.Array(path, array, "added_tokens");
+        var contentById = new Dictionary<int, string>();
+        var idByContent = new Dictionary<string, int>(StringComparer.Ordinal);
+        Dictionary<int, string>? vocabularyById = null;
         int index = 0;
         foreach (JsonElement token in array.EnumerateArray())
         {
             string key = $"added_tokens[{index++}]";
             JsonFile.Object(path, token, key);
             string content = JsonFile.String(path, JsonFile.Required(path, token, key, "content"), key + ".content");
-            JsonElement idElement = JsonFile.Required(path, token, key, "id");
-            if (idElement.ValueKind != JsonValueKind.Number || !idElement.TryGetInt32(out int id) || id < 0)
+            if (content.Length == 0)
             {
-                throw new TokenizerFormatException(path, $"{key}.id is {idElement.GetRawText()}; expected a non-negative integer");
+                throw new TokenizerFormatException(path, $"{key}.content is empty; an added token needs text to match");
+            }
+
+            JsonElement idElement = JsonFile.Required(path, token, key, "id");
+            if (idElement.ValueKind != JsonValueKind.Number || !idElement.TryGetInt32(out int id) || id < 0 || id > MaxTokenId)
+            {
+                throw new TokenizerFormatException(path, $"{key}.id is {JsonFile.Describe(idElement)}; expected a token id from 0 to {MaxTokenId}");
+            }
+
+            // One text, one id: the text is matched in prompts, the id decoded back to the text.
+            if (!idByContent.TryAdd(content, id))
+            {
+                throw new TokenizerFormatException(path, $"{key} adds \"{content}\" again (it already has id {idByContent[content]})");
+            }
+
+            if (!contentById.TryAdd(id, content))
+            {
+                throw new TokenizerFormatException(path, $"{key} gives id {id} to \"{content}\", but it already belongs to the added token \"{contentById[id]}\"");
+            }
+
+            // An added token may repeat a vocabulary token (same text, same id), but not take another's id.
+            vocabularyById ??= vocabulary.ToDictionary(entry => entry.Value, entry => entry.Key);
+            if (vocabularyById.TryGetValue(id, out string? vocabularyToken) && vocabularyToken != content)
+            {
+                throw new TokenizerFormatException(path, $"{key} gives id {id} to \"{content}\", but model.vocab gives it to \"{vocabularyToken}\"");
+            }
+
+            if (vocabulary.TryGetValue(content, out int vocabularyId) && vocabularyId != id)
+            {
+                throw new TokenizerFormatException(path, $"{key} gives \"{content}\" id {id}, but model.vocab gives it id {vocabularyId}");
             }
 
             // These change how the text around a token is matched; Llama 3 sets none of them.

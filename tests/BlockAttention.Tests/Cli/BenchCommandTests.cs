@@ -1,0 +1,144 @@
+using BlockAttention.Cli.Bench;
+using BlockAttention.Tests.Checkpoints;
+using static TorchSharp.torch;
+
+namespace BlockAttention.Tests.Cli;
+
+/// <summary>
+/// <c>blockattn bench</c>'s checks: the <c>--expect-*</c> options judged at the longest length, and
+/// bad values refused before anything is measured. (Timings themselves are for the benchmark, not tests.)
+/// </summary>
+public class BenchCommandTests
+{
+    // Hand-made figures: at 4096 tokens full 1000 ms, block 40 ms (25x), re-encoding into a reused
+    // cache 8 ms (20% of block); at 512 tokens full 100 ms, block 50 ms (2x), re-encoding 25 ms (50%).
+    private static readonly LengthResult[] s_rows = [Row(512, full: 100, block: 50, reencode: 25), Row(4096, full: 1000, block: 40, reencode: 8)];
+
+    [Theory]
+    [InlineData(20.0, true)]
+    [InlineData(25.0, true)]
+    [InlineData(30.0, false)]
+    public void Expect_speedup_compares_full_over_block_at_the_longest_length(double expected, bool passes)
+    {
+        var check = BenchExpectations.Evaluate(Options() with { ExpectSpeedup = expected }, s_rows, soak: null).Single();
+
+        check.Name.Should().Contain("4096 tokens");
+        check.Passed.Should().Be(passes, check.Detail);
+        check.Detail.Should().Contain("25.0x");
+    }
+
+    [Theory]
+    [InlineData(0.25, true)]
+    [InlineData(0.2, true)]
+    [InlineData(0.1, false)]
+    public void Expect_reencode_share_compares_reencoding_in_a_reused_cache_with_block_ttft(double expected, bool passes)
+    {
+        var check = BenchExpectations.Evaluate(Options() with { ExpectReencodeShare = expected }, s_rows, soak: null).Single();
+
+        check.Passed.Should().Be(passes, check.Detail);
+        check.Detail.Should().Contain("8.0 ms").And.Contain("40.0 ms");
+    }
+
+    [Theory]
+    [InlineData(45.0, true)]
+    [InlineData(30.0, false)]
+    public void Expect_block_ttft_is_a_limit_in_milliseconds(double expected, bool passes)
+    {
+        var check = BenchExpectations.Evaluate(Options() with { ExpectBlockTtftMs = expected }, s_rows, soak: null).Single();
+
+        check.Passed.Should().Be(passes, check.Detail);
+    }
+
+    [Fact]
+    public void Without_expectations_nothing_is_checked()
+    {
+        BenchExpectations.Evaluate(Options(), s_rows, soak: null).Should().BeEmpty();
+    }
+
+    [Fact]
+    public void A_baseline_checks_full_ttft_at_each_length_it_lists()
+    {
+        using var folder = new TempDirectory();
+        File.WriteAllText(folder.File("anchor.json"), """{"rows": [{"L": 512, "full_ms": 120.0}, {"L": 4096, "full_ms": 900.0}, {"L": 8192, "full_ms": 1.0}]}""");
+
+        var checks = BenchExpectations.Evaluate(Options() with { Baseline = BenchBaseline.Read(folder.File("anchor.json")) }, s_rows, soak: null);
+
+        checks.Select(c => (c.Name, c.Passed)).Should().Equal(
+            ("full TTFT at 512 tokens no slower than the baseline", true),
+            ("full TTFT at 4096 tokens no slower than the baseline", false));
+    }
+
+    [Theory]
+    [InlineData("--expect-speedup", "0", "--expect-speedup must be positive")]
+    [InlineData("--expect-speedup", "fast", "--expect-speedup expects a number")]
+    [InlineData("--expect-reencode-share", "150%", "--expect-reencode-share must lie in (0, 1]")]
+    [InlineData("--expect-reencode-share", "a third", "--expect-reencode-share expects a fraction such as 0.3 or 30%")]
+    [InlineData("--expect-block-ttft", "-5", "--expect-block-ttft must be positive")]
+    public void Bad_expectations_are_exit_2_before_anything_runs(string option, string value, string message)
+    {
+        var run = CliRun.Of("bench", option, value);
+
+        run.ExitCode.Should().Be(2, run.ToString());
+        run.Stderr.Should().Contain(message);
+        run.Stdout.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void A_missing_or_malformed_baseline_is_exit_2_naming_the_file()
+    {
+        using var folder = new TempDirectory();
+        File.WriteAllText(folder.File("bad.json"), """{"rows": [{"L": 512}]}""");
+
+        var missing = CliRun.Of("bench", "--baseline", folder.File("none.json"));
+        var malformed = CliRun.Of("bench", "--baseline", folder.File("bad.json"));
+
+        missing.ExitCode.Should().Be(2, missing.ToString());
+        missing.Stderr.Should().Contain($"baseline file not found: {folder.File("none.json")}");
+        malformed.ExitCode.Should().Be(2, malformed.ToString());
+        malformed.Stderr.Should().Contain($"{folder.File("bad.json")}: not a baseline file").And.Contain("full_ms");
+    }
+
+    [Fact]
+    public void The_usage_lists_every_command()
+    {
+        var run = CliRun.Of("--help");
+
+        run.ExitCode.Should().Be(0);
+        foreach (string verb in new[] { "verify", "generate", "tokenize", "bench" })
+        {
+            run.Stdout.Should().Contain($"blockattn {verb}");
+            CliRun.Of(verb, "--help").ExitCode.Should().Be(0, $"'{verb} --help' prints the command's help");
+        }
+    }
+
+    private static BenchOptions Options() => new()
+    {
+        Preset = "smollm2-135m",
+        Device = "cpu",
+        DType = ScalarType.Float32,
+        Lengths = [512, 4096],
+        Warmup = 0,
+        Repeats = 1,
+        DecodeTokens = 0,
+        Soak = 0,
+        OutDirectory = "unused",
+    };
+
+    private static LengthResult Row(int tokens, double full, double block, double reencode) => new()
+    {
+        Tokens = tokens,
+        Passages = 1,
+        CachedTokens = tokens - 50,
+        FullTtft = Summary.Of([full]),
+        FullWall = Summary.Of([full]),
+        BlockTtft = Summary.Of([block]),
+        BlockWall = Summary.Of([block]),
+        ColdTtft = Summary.Of([full]),
+        ColdWall = Summary.Of([full]),
+        Reencode = Summary.Of([reencode * 2]),
+        ReencodeReusedCache = Summary.Of([reencode]),
+        FinalForward = Summary.Of([block - reencode]),
+        DecodeTokensPerSecond = Summary.Of([]),
+        KvBytes = 0,
+    };
+}
