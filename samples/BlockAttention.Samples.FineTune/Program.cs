@@ -101,7 +101,7 @@ static (double P, double Low, double High) Wilson(List<(int Correct, int Total)>
 {
     double n = runs.Sum(r => r.Total), p = runs.Sum(r => r.Correct) / n, z = 1.96;
     double centre = (p + z * z / (2 * n)) / (1 + z * z / n), half = z * Math.Sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n);
-    return (100 * p, 100 * (centre - half), 100 * (centre + half));
+    return (100 * p, Math.Max(0, 100 * (centre - half)), Math.Min(100, 100 * (centre + half)));
 }
 
 // Greedy answer (one word, then end-of-text) with the one-pass block mask or plain causal attention; the reference RAG metric.
