@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Checks what a consumer of our packages gets, end to end, on this machine:
 #
-#   1. packs BlockAttention.Core and BlockAttention.Llama (Release build of this tree) into a
-#      temporary local feed, under a version unique to this run (0.1.0-ci.<time>.<pid>);
+#   1. packs BlockAttention.Core, BlockAttention.Llama and BlockAttention.Extensions.AI (Release
+#      build of this tree) into a temporary local feed, under a version unique to this run
+#      (0.1.0-ci.<time>.<pid>), and checks that each has a symbol package and a README whose links
+#      work outside the repository;
 #   2. creates a fresh `dotnet new console` app in a temporary folder, with a nuget.config of that
-#      feed plus nuget.org, adds BlockAttention.Llama and libtorch-cpu-linux-x64, sets
+#      feed plus nuget.org, adds BlockAttention.Llama and libtorch-cpu-linux-x64, pins
+#      Microsoft.Extensions.Caching.Memory and .Logging.Abstractions to 10.0.0 (an app pinned to
+#      10.0.x must restore without NU1605), sets
 #      RuntimeIdentifier linux-x64 and TreatWarningsAsErrors, and builds it (no warning allowed);
 #   3. runs eng/consumer/Program.cs: loads tests/fixtures/tiny-llama3 with LlamaModel.Load,
 #      compares a full-attention forward with the transformers logits, generates one block-attention
@@ -17,6 +21,13 @@
 #      CPU libtorch), installs it from the same feed with `dotnet tool install --tool-path`, runs
 #      `blockattn verify` on the fixture with it, and checks that the tool's copy of the bridge is
 #      unmodified too.
+#   6. builds and runs the program of README.md, extracted from it, from the repository root: it
+#      must report the second run's reuse;
+#   7. creates a fresh `dotnet new web` (ASP.NET Core) app that references BlockAttention.Extensions.AI,
+#      registers everything with AddBlockAttention from its appsettings.json and answers
+#      through IChatClient (eng/consumer-web/WebApp); then runs its xunit tests
+#      (eng/consumer-web/WebApp.Tests, WebApplicationFactory): the second request over the same
+#      passages reports CachedInputTokenCount > 0, and TTFT and store hits are read from the meter.
 #
 # The NuGet global packages folder is only read: the consumer restores into its own packages folder
 # under the temporary folder, with the global one as a fallback folder (used in place, never written),
@@ -79,9 +90,18 @@ global=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages
 feed="$work/feed"
 # The CLI's build includes the libraries'.
 step build dotnet build "$repo/src/BlockAttention.Cli/BlockAttention.Cli.csproj" -c Release
-for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Cli; do
+step build-extensions dotnet build "$repo/src/BlockAttention.Extensions.AI/BlockAttention.Extensions.AI.csproj" -c Release
+for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI BlockAttention.Cli; do
   step "pack-$project" dotnet pack "$repo/src/$project/$project.csproj" -c Release --no-build \
     -o "$feed" -p:Version="$version" -p:NuspecOutputPath="$work/nuspec/$project/"
+done
+
+# Every package comes with its symbols and a README whose links work outside this repository.
+for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI; do
+  [ -f "$feed/$project.$version.snupkg" ] || fail "no symbol package $project.$version.snupkg"
+  readme=$(unzip -p "$feed/$project.$version.nupkg" README.md) || fail "$project has no README.md"
+  relative=$(echo "$readme" | grep -oE '\]\([^)#][^)]*\)' | grep -vE '^\]\(https?://' || true)
+  [ -z "$relative" ] || fail "$project's README.md has links that only work inside the repository: $relative"
 done
 
 # Only if the TorchSharp package is already in the global folder can we say it stays unmodified;
@@ -122,6 +142,11 @@ cat >"$app/nuget.config" <<EOF
 EOF
 step add-blockattention dotnet add "$app/ConsumerApp.csproj" package BlockAttention.Llama --version "$version" --no-restore
 step add-libtorch dotnet add "$app/ConsumerApp.csproj" package libtorch-cpu-linux-x64 --version "$libtorch_version" --no-restore
+# An app pinned to the first Microsoft.Extensions 10.0 release must restore without NU1605 (a
+# downgrade, an error): our packages may not ask for anything newer.
+for pinned in Microsoft.Extensions.Caching.Memory Microsoft.Extensions.Logging.Abstractions; do
+  step "pin-$pinned" dotnet add "$app/ConsumerApp.csproj" package "$pinned" --version 10.0.0 --no-restore
+done
 sed -i 's:</TargetFramework>:&\n    <RuntimeIdentifier>linux-x64</RuntimeIdentifier>\n    <TreatWarningsAsErrors>true</TreatWarningsAsErrors>:' "$app/ConsumerApp.csproj"
 grep -q '<RuntimeIdentifier>linux-x64</RuntimeIdentifier>' "$app/ConsumerApp.csproj" || fail "could not set RuntimeIdentifier"
 cp "$repo/eng/consumer/Program.cs" "$app/Program.cs"
@@ -197,8 +222,53 @@ if [ "$host_has" != True ]; then
     fail "the installed tool did not put its patched copy of the bridge in BLOCKATTENTION_NATIVE_CACHE"
 fi
 
-for package in blockattention.core blockattention.llama blockattention.cli blockattention.cli.linux-x64; do
+for package in blockattention.core blockattention.llama blockattention.extensions.ai blockattention.cli blockattention.cli.linux-x64; do
   [ ! -e "$global/$package/$version" ] || fail "$package $version was written to the global packages folder"
 done
+
+# 6. The README's program, taken from README.md as it stands, built in the same app and run from the
+# repository root with no argument (so on the bundled fixture, as the README says).
+sed -n '/<!-- readme-snippet:start -->/,/<!-- readme-snippet:end -->/p' "$repo/README.md" | sed '1,2d;$d' | sed '$d' >"$app/Program.cs"
+grep -q 'LlamaModel.Load' "$app/Program.cs" || fail "could not extract the program from README.md"
+step build-readme dotnet build "$app/ConsumerApp.csproj" -c Release
+echo "verify-consumer: run the README's program"
+out_readme=$(cd "$repo" && dotnet "$bin/ConsumerApp.dll" 2>&1) || { echo "$out_readme" >&2; fail "the README's program failed"; }
+echo "$out_readme" | grep '^second run: TTFT' | sed 's/^/  /'
+echo "$out_readme" | grep -qE '^second run: TTFT .* 3 of 3 blocks reused, [1-9][0-9]* of [0-9]+ prompt tokens from the store' ||
+  { echo "$out_readme" >&2; fail "the README's program did not report the second run's reuse"; }
+
+# The console app's output holds a copy of libtorch (hundreds of MB); the web app and its tests
+# make two more, so free this one first.
+rm -rf "$app/bin" "$app/obj"
+
+# 7. A fresh ASP.NET Core app with AddBlockAttention + IChatClient, and its tests.
+package_version() { sed -nE "s/.*PackageVersion Include=\"$1\" Version=\"([^\"]+)\".*/\1/p" "$repo/Directory.Packages.props"; }
+mvc_testing_version=10.0.15 # Microsoft.AspNetCore.Mvc.Testing for .NET 10
+web="$work/WebApp"
+web_tests="$work/WebApp.Tests"
+step new-web dotnet new web -o "$web" -n WebApp --no-restore
+cp "$app/nuget.config" "$web/nuget.config"
+step add-extensions-ai dotnet add "$web/WebApp.csproj" package BlockAttention.Extensions.AI --version "$version" --no-restore
+step add-web-libtorch dotnet add "$web/WebApp.csproj" package libtorch-cpu-linux-x64 --version "$libtorch_version" --no-restore
+sed -i 's:</TargetFramework>:&\n    <RuntimeIdentifier>linux-x64</RuntimeIdentifier>\n    <TreatWarningsAsErrors>true</TreatWarningsAsErrors>:' "$web/WebApp.csproj"
+cp "$repo/eng/consumer-web/WebApp/Program.cs" "$web/Program.cs"
+sed "s:@MODEL@:$fixture:" "$repo/eng/consumer-web/WebApp/appsettings.json" >"$web/appsettings.json"
+mkdir -p "$web_tests"
+cp "$app/nuget.config" "$web_tests/nuget.config"
+cp "$repo/eng/consumer-web/WebApp.Tests/WebAppTests.cs" "$web_tests/"
+sed -e "s:@MVC_TESTING@:$mvc_testing_version:" -e "s:@DIAGNOSTICS_TESTING@:$(package_version Microsoft.Extensions.Diagnostics.Testing):" \
+  -e "s:@TEST_SDK@:$(package_version Microsoft.NET.Test.Sdk):" -e "s:@XUNIT@:$(package_version xunit):" \
+  -e "s:@XUNIT_RUNNER@:$(package_version xunit.runner.visualstudio):" \
+  "$repo/eng/consumer-web/WebApp.Tests/WebApp.Tests.csproj" >"$web_tests/WebApp.Tests.csproj"
+step build-web dotnet build "$web_tests/WebApp.Tests.csproj" -c Release
+if grep -qiE '(^|[^0-9])[1-9][0-9]* Warning\(s\)|: warning ' "$work/build-web.log"; then
+  cat "$work/build-web.log" >&2
+  fail "the web consumer build has warnings"
+fi
+echo "verify-consumer: web app tests"
+step test-web dotnet test "$web_tests/WebApp.Tests.csproj" -c Release --no-build --logger "console;verbosity=detailed"
+grep -E '^ *web-consumer: ' "$work/test-web.log" | sed 's/^ */  /' || true
+[ "$(grep -cE '^ +Passed WebAppTests\.' "$work/test-web.log")" = 2 ] && grep -q '^Test Run Successful\.' "$work/test-web.log" ||
+  { cat "$work/test-web.log" >&2; fail "the web consumer's tests did not all pass"; }
 
 echo "verify-consumer: OK ($((SECONDS - started)) s)"

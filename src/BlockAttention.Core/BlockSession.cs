@@ -3,10 +3,13 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using BlockAttention.Attention;
 using BlockAttention.Caching;
+using BlockAttention.Diagnostics;
 using BlockAttention.Generation;
 using BlockAttention.Models;
 using BlockAttention.Prompts;
 using BlockAttention.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using static TorchSharp.torch;
 
 namespace BlockAttention;
@@ -31,12 +34,14 @@ namespace BlockAttention;
 /// store keeps one.
 /// </para>
 /// </remarks>
-public sealed class BlockSession : IDisposable
+public sealed partial class BlockSession : IDisposable
 {
     private readonly ICausalLanguageModel _model;
     private readonly IKvBlockStore? _store;
     private readonly SemaphoreSlim _modelGate = new(1, 1);
     private readonly KvCachePool _caches;
+    private readonly ILogger _logger;
+    private readonly SessionTelemetry _telemetry;
     private volatile bool _disposed;
 
     /// <summary>A session over <paramref name="model"/>, reusing blocks through <paramref name="store"/> (none: every block is encoded every time).</summary>
@@ -44,15 +49,27 @@ public sealed class BlockSession : IDisposable
     /// <param name="store">Where encoded blocks are kept for later requests; the session does not own it.</param>
     /// <param name="idleCaches">Request KV caches kept for reuse between requests (their memory stays allocated while idle).</param>
     public BlockSession(ICausalLanguageModel model, IKvBlockStore? store = null, int idleCaches = 2)
+        : this(model, store, new BlockSessionOptions { IdleCaches = idleCaches })
+    {
+    }
+
+    /// <summary>A session over <paramref name="model"/> and <paramref name="store"/> (neither owned by it), with logging and metrics as <paramref name="options"/> say.</summary>
+    public BlockSession(ICausalLanguageModel model, IKvBlockStore? store, BlockSessionOptions options)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
-        ArgumentOutOfRangeException.ThrowIfNegative(idleCaches);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.IdleCaches, "IdleCaches");
         _store = store;
-        _caches = new KvCachePool(model, idleCaches);
+        _caches = new KvCachePool(model, options.IdleCaches);
+        _logger = options.LoggerFactory?.CreateLogger<BlockSession>() ?? (ILogger)NullLogger.Instance;
+        _telemetry = new SessionTelemetry(options.MeterFactory, store);
     }
 
     /// <summary>The model this session runs.</summary>
     public ICausalLanguageModel Model => _model;
+
+    /// <summary>The store this session reuses blocks through, or null.</summary>
+    public IKvBlockStore? Store => _store;
 
     /// <summary>
     /// The most mask elements one chunk of a <see cref="AttentionMode.BlockOnePass"/> prefill may
@@ -100,27 +117,43 @@ public sealed class BlockSession : IDisposable
         options.Validate();
         ValidateStopTokens(options);
         var clock = Stopwatch.StartNew();
-        var request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
+        using var span = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.GenerateActivity);
+        span?.SetTag(BlockAttentionDiagnostics.ModeTag, SessionTelemetry.ModeName(options.Mode));
+        var timings = new TimingsBuilder();
+        TokenizedPrompt request;
+        using (SessionTelemetry.StartSpan(BlockAttentionDiagnostics.TokenizeActivity, span))
+        {
+            request = TokenizedPrompt.Create(prompt, _model.Tokenizer, _model.Info.MaxPositions, options.PromptCharacterLimit(_model.Info.MaxPositions));
+        }
+
+        timings.Tokenize = clock.Elapsed;
+        span?.SetTag("blockattention.prompt_tokens", request.TotalLength);
         // In 64 bits: MaxNewTokens may be anything up to int.MaxValue. The last generated token is
         // never fed back, hence - 1; the prompt itself fits (TokenizedPrompt checked it).
         int capacity = (int)Math.Min((long)request.TotalLength + options.MaxNewTokens - 1, _model.Info.MaxPositions);
         var stopTokens = new HashSet<int>(options.StopTokenIds ?? _model.Info.EndOfSequenceTokenIds);
         var sampler = new TokenSampler(options);
 
-        var cache = _caches.Rent(Math.Max(capacity, request.TotalLength));
+        // Where the model reads cached blocks in place, the request's cache holds only its own
+        // positions (the final block and the generated tokens); the blocks are its prefix.
+        int ownCapacity = ReadsBlocksInPlace(options) ? capacity - (request.TotalLength - request.FinalBlock.Length) : Math.Max(capacity, request.TotalLength);
+        var cache = _caches.Rent(ownCapacity);
         try
         {
-            var prefill = await PrefillAsync(request, options, cache, sampler.Next, cancellationToken).ConfigureAwait(false);
+            var prefill = await Logged(PrefillAsync(request, options, cache, sampler.Next, timings, span, cancellationToken)).ConfigureAwait(false);
             var timeToFirstToken = clock.Elapsed;
+            span?.SetTag("blockattention.reused_blocks", prefill.ReusedBlocks);
+            span?.SetTag("blockattention.encoded_blocks", prefill.EncodedBlocks);
 
             // Without a tokenizer (a token-ids-only checkpoint) the result has token ids and no text.
             var decoder = _model.Tokenizer is { } tokenizer ? new StreamingTextDecoder(tokenizer) : null;
-            var stops = new StopStringMatcher(options.StopStrings);
+            var stops = new StopStringMatcher(options.StopStrings ?? prompt.StopStrings);
             var tokens = new List<int>();
             var text = new StringBuilder();
             int emitted = 0;
             FinishReason? finish = null;
             int next = prefill.FirstToken;
+            using var decodeSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.DecodeActivity, span);
             while (true)
             {
                 if (stopTokens.Contains(next))
@@ -148,14 +181,15 @@ public sealed class BlockSession : IDisposable
                 }
 
                 // The cache holds the prompt and every generated token but the last; at capacity
-                // either MaxNewTokens is reached or the model has no position left.
-                if (tokens.Count >= options.MaxNewTokens || cache.Length >= capacity)
+                // either MaxNewTokens is reached or the model has no position left. With cached
+                // blocks read in place, the prompt's passages are the cache's prefix.
+                if (tokens.Count >= options.MaxNewTokens || cache.PrefixLength + cache.Length >= capacity)
                 {
                     finish = FinishReason.Length;
                     break;
                 }
 
-                next = await DecodeStepAsync(next, cache, sampler, cancellationToken).ConfigureAwait(false);
+                next = await Logged(DecodeStepAsync(next, cache, sampler, timings, cancellationToken)).ConfigureAwait(false);
             }
 
             if (finish != FinishReason.StopString && stops.AppendAndCut(text, decoder?.Flush()))
@@ -163,6 +197,7 @@ public sealed class BlockSession : IDisposable
                 finish = FinishReason.StopString;
             }
 
+            decodeSpan?.SetTag("blockattention.generated_tokens", tokens.Count);
             string final = text.ToString();
             var result = new GenerationResult
             {
@@ -177,7 +212,10 @@ public sealed class BlockSession : IDisposable
                 LocalBlocks = request.LocalBlocks.Count,
                 ReusedBlocks = prefill.ReusedBlocks,
                 EncodedBlocks = prefill.EncodedBlocks,
+                Blocks = prefill.Blocks,
+                Timings = timings.Build(),
             };
+            _telemetry.RecordRequest(result);
             yield return new GenerationChunk(emitted < final.Length ? final[emitted..] : "", null, result);
         }
         finally
@@ -185,6 +223,100 @@ public sealed class BlockSession : IDisposable
             _caches.Return(cache);
         }
     }
+
+    /// <summary>
+    /// Each block's token count as a request would tokenize it, without generating or touching the
+    /// model or the store. Unlike a request, a prompt longer than the model's positions is counted,
+    /// not refused (see <see cref="PromptTokenCounts.Fits"/>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A block is text and the model has no tokenizer.</exception>
+    public PromptTokenCounts CountTokens(BlockPrompt prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        var counts = prompt.Blocks.Select(b => b.Tokens?.Count ?? TokenizedPrompt.Encode(b.Text!, _model.Tokenizer).Length).ToList();
+        return new PromptTokenCounts(counts, counts.Sum(c => (long)c), _model.Info.MaxPositions);
+    }
+
+    /// <summary>
+    /// Encodes blocks the store does not hold yet and stores them, so that later requests find
+    /// them (for example, passages at ingestion time). Runs through the same model gate as requests,
+    /// so it can run while the session serves. A block is looked up exactly as a request's local block.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The session has no store.</exception>
+    /// <exception cref="ArgumentException">A block is longer than the model's positions (or its text than <see cref="GenerationOptions.DefaultPromptCharactersPerPosition"/> per position).</exception>
+    public async Task<PrecomputeResult> PrecomputeAsync(IEnumerable<PromptBlock> blocks, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(blocks);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var store = _store ?? throw new InvalidOperationException("this session has no block store: there is nowhere to keep precomputed blocks");
+        var list = blocks.ToList();
+        using var span = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.PrecomputeActivity);
+        int encoded = 0, already = 0, stored = 0;
+        long encodedTokens = 0;
+        for (int index = 0; index < list.Count; index++)
+        {
+            var block = list[index] ?? throw new ArgumentException($"block {index} is null", nameof(blocks));
+            long characterLimit = (long)_model.Info.MaxPositions * GenerationOptions.DefaultPromptCharactersPerPosition;
+            if (block.Text is { Length: var characters } && characters > characterLimit)
+            {
+                throw new ArgumentException($"block {index} has {characters} characters, more than the limit of {characterLimit} for this model", nameof(blocks));
+            }
+
+            int[] tokens = block.Tokens is { } ids ? [.. ids] : TokenizedPrompt.Encode(block.Text!, _model.Tokenizer);
+            if (tokens.Length == 0)
+            {
+                continue;
+            }
+
+            if (tokens.Length > _model.Info.MaxPositions)
+            {
+                throw new ArgumentException($"block {index} has {tokens.Length} tokens, more than the model's {_model.Info.MaxPositions} positions", nameof(blocks));
+            }
+
+            var key = BlockKey.For(_model.Info.Fingerprint, tokens);
+            var found = await TryLookupAsync(store, key, tokens, index, span, cancellationToken).ConfigureAwait(false);
+            if (found is not null)
+            {
+                found.Release();
+                already++;
+                continue;
+            }
+
+            var encodedBlock = await OnModelAsync(() =>
+            {
+                using var encodeSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.EncodeActivity, span);
+                return KvBlock.Encode(_model, tokens);
+            }, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                encoded++;
+                encodedTokens += tokens.Length;
+                if (await TryStoreAsync(store, encodedBlock, index).ConfigureAwait(false))
+                {
+                    stored++;
+                }
+            }
+            finally
+            {
+                encodedBlock.Release();
+            }
+        }
+
+        _telemetry.RecordPrecomputed(encoded);
+        span?.SetTag("blockattention.encoded_blocks", encoded);
+        return new PrecomputeResult(list.Count, encoded, already, encodedTokens, stored);
+    }
+
+    /// <summary>Precomputes block texts (each tokenized on its own, as a request's block would be).</summary>
+    public Task<PrecomputeResult> PrecomputeAsync(IEnumerable<string> blocks, CancellationToken cancellationToken = default) =>
+        PrecomputeAsync((blocks ?? throw new ArgumentNullException(nameof(blocks))).Select(PromptBlock.FromText), cancellationToken);
+
+    /// <summary>
+    /// Precomputes retrieved passages as <see cref="BlockPrompt.ForRag"/> and chat passages
+    /// (<see cref="ChatPart.Passage(RagPassage)"/>) write them, so later requests over them find them stored.
+    /// </summary>
+    public Task<PrecomputeResult> PrecomputeAsync(IEnumerable<RagPassage> passages, CancellationToken cancellationToken = default) =>
+        PrecomputeAsync((passages ?? throw new ArgumentNullException(nameof(passages))).Select(RagPromptTemplate.RenderPassage), cancellationToken);
 
     /// <summary>
     /// Frees the request caches kept for reuse. Requests still running end with
@@ -195,6 +327,7 @@ public sealed class BlockSession : IDisposable
     {
         _disposed = true;
         _caches.Dispose();
+        _telemetry.Dispose();
     }
 
     /// <summary>
@@ -213,25 +346,32 @@ public sealed class BlockSession : IDisposable
             using var cpu = row.to(ScalarType.Float32, CPU);
             logits = cpu.data<float>().ToArray();
             return 0;
-        }, cancellationToken).ConfigureAwait(false);
+        }, new TimingsBuilder(), null, cancellationToken).ConfigureAwait(false);
         return logits!;
     }
 
-    private async Task<PrefillOutcome> PrefillAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick, CancellationToken cancellationToken)
+    private async Task<PrefillOutcome> PrefillAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick,
+        TimingsBuilder timings, Activity? span, CancellationToken cancellationToken)
     {
         if (options.Mode == AttentionMode.Block)
         {
-            return await PrefillBlocksAsync(request, options, cache, pick, cancellationToken).ConfigureAwait(false);
+            return await PrefillBlocksAsync(request, options, cache, pick, timings, span, cancellationToken).ConfigureAwait(false);
         }
 
         return await OnModelAsync(() =>
         {
+            var clock = Stopwatch.StartNew();
+            using var finalSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.FinalBlockActivity, span);
             int[] all = request.AllTokens();
             using var logits = options.Mode == AttentionMode.BlockOnePass
                 ? ForwardOnePass(all, request.BlockLengths(), cache)
                 : _model.Forward(all, cache, 1)!;
             using var last = logits[0];
-            return new PrefillOutcome(pick(last), all.Length, ReusedBlocks: 0, EncodedBlocks: 0); // no block is encoded on its own
+            int first = pick(last);
+            timings.FinalBlock = clock.Elapsed;
+            var blocks = request.LocalBlocks.Select((b, i) => new BlockReport(i, b.Length, b.Length == 0 ? BlockOutcome.Empty : BlockOutcome.Computed))
+                .Append(new BlockReport(request.LocalBlocks.Count, request.FinalBlock.Length, BlockOutcome.Final)).ToList();
+            return new PrefillOutcome(first, all.Length, ReusedBlocks: 0, EncodedBlocks: 0, blocks); // no block is encoded on its own
         }, cancellationToken).ConfigureAwait(false);
     }
 
@@ -256,34 +396,52 @@ public sealed class BlockSession : IDisposable
         }
     }
 
-    private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick, CancellationToken cancellationToken)
+    private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick,
+        TimingsBuilder timings, Activity? span, CancellationToken cancellationToken)
     {
         var blocks = new List<KvBlock>(request.LocalBlocks.Count);
+        var reports = new List<BlockReport>(request.LocalBlocks.Count + 1);
         int reused = 0, encoded = 0, computed = request.FinalBlock.Length;
         try
         {
-            foreach (int[] tokens in request.LocalBlocks)
+            for (int index = 0; index < request.LocalBlocks.Count; index++)
             {
+                int[] tokens = request.LocalBlocks[index];
                 if (tokens.Length == 0)
                 {
+                    reports.Add(new BlockReport(index, 0, BlockOutcome.Empty));
                     continue; // nothing to encode, nothing to attend to
                 }
 
                 var key = BlockKey.For(_model.Info.Fingerprint, tokens);
-                var block = _store is null ? null : await _store.TryGetAsync(key, tokens, cancellationToken).ConfigureAwait(false);
+                var lookupClock = Stopwatch.StartNew();
+                var block = _store is null ? null : await TryLookupAsync(_store, key, tokens, index, span, cancellationToken).ConfigureAwait(false);
+                timings.Lookup += lookupClock.Elapsed;
                 if (block is not null)
                 {
                     reused++;
+                    reports.Add(new BlockReport(index, tokens.Length, BlockOutcome.Reused));
                 }
                 else
                 {
-                    block = await OnModelAsync(() => KvBlock.Encode(_model, tokens), cancellationToken).ConfigureAwait(false);
+                    block = await OnModelAsync(() =>
+                    {
+                        var clock = Stopwatch.StartNew();
+                        using var encodeSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.EncodeActivity, span);
+                        encodeSpan?.SetTag("blockattention.block_tokens", tokens.Length);
+                        var fresh = KvBlock.Encode(_model, tokens);
+                        timings.Encode += clock.Elapsed;
+                        return fresh;
+                    }, cancellationToken).ConfigureAwait(false);
                     blocks.Add(block); // from here on the finally releases it, whatever the store does
                     encoded++;
                     computed += tokens.Length;
+                    reports.Add(new BlockReport(index, tokens.Length, BlockOutcome.Encoded));
                     if (_store is not null && options.StoreEncodedBlocks)
                     {
-                        await _store.SetAsync(block, CancellationToken.None).ConfigureAwait(false);
+                        var storeClock = Stopwatch.StartNew();
+                        await TryStoreAsync(_store, block, index).ConfigureAwait(false);
+                        timings.Lookup += storeClock.Elapsed;
                     }
 
                     continue;
@@ -292,12 +450,30 @@ public sealed class BlockSession : IDisposable
                 blocks.Add(block);
             }
 
+            reports.Add(new BlockReport(request.LocalBlocks.Count, request.FinalBlock.Length, BlockOutcome.Final));
             return await OnModelAsync(() =>
             {
-                BlockAssembler.Assemble(blocks, _model.Rotary, cache);
+                var clock = Stopwatch.StartNew();
+                using (SessionTelemetry.StartSpan(BlockAttentionDiagnostics.AssembleActivity, span))
+                {
+                    if (ReadsBlocksInPlace(options) && blocks.Count > 0)
+                    {
+                        cache.AttachPrefix(KvPrefix.Acquire(blocks)); // no copy: the blocks stay where the store keeps them
+                    }
+                    else
+                    {
+                        BlockAssembler.Assemble(blocks, _model.Rotary, cache);
+                    }
+                }
+
+                timings.Assembly = clock.Elapsed;
+                clock.Restart();
+                using var finalSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.FinalBlockActivity, span);
                 using var logits = _model.Forward(request.FinalBlock, cache, 1)!;
                 using var last = logits[0];
-                return new PrefillOutcome(pick(last), computed, reused, encoded);
+                int first = pick(last);
+                timings.FinalBlock = clock.Elapsed;
+                return new PrefillOutcome(first, computed, reused, encoded, reports);
             }, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -309,12 +485,83 @@ public sealed class BlockSession : IDisposable
         }
     }
 
-    private Task<int> DecodeStepAsync(int token, KvCache cache, TokenSampler sampler, CancellationToken cancellationToken) =>
+    private bool ReadsBlocksInPlace(GenerationOptions options) =>
+        options.Mode == AttentionMode.Block && _model is IKvPrefixAttention { CanAttendKvPrefix: true };
+
+    /// <summary>A store lookup; a store that fails is logged and counts as a miss, so the request goes on without reuse.</summary>
+    private async Task<KvBlock?> TryLookupAsync(IKvBlockStore store, BlockKey key, int[] tokens, int index, Activity? parent, CancellationToken cancellationToken)
+    {
+        using var lookupSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.LookupActivity, parent);
+        try
+        {
+            var block = await store.TryGetAsync(key, tokens, cancellationToken).ConfigureAwait(false);
+            lookupSpan?.SetTag("blockattention.hit", block is not null);
+            if (block is not null)
+            {
+                LogStoreHit(_logger, index, tokens.Length);
+            }
+            else
+            {
+                LogStoreMiss(_logger, index, tokens.Length);
+            }
+
+            return block;
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not ObjectDisposedException)
+        {
+            LogStoreLookupFailed(_logger, e, index);
+            return null;
+        }
+    }
+
+    /// <summary>Offers a block to the store; a store that fails is logged and the request goes on.</summary>
+    private async Task<bool> TryStoreAsync(IKvBlockStore store, KvBlock block, int index)
+    {
+        try
+        {
+            // Not cancelled with the request: the block is encoded already, keeping it is cheap.
+            bool kept = await store.SetAsync(block, CancellationToken.None).ConfigureAwait(false);
+            if (kept)
+            {
+                LogStored(_logger, index, block.Length, block.SizeInBytes);
+            }
+            else
+            {
+                LogStoreDeclined(_logger, index, block.Length, block.SizeInBytes);
+            }
+
+            return kept;
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not ObjectDisposedException)
+        {
+            LogStoreSetFailed(_logger, e, index);
+            return false;
+        }
+    }
+
+    /// <summary>Logs a request that fails for a reason other than its input or its cancellation, and rethrows.</summary>
+    private async Task<T> Logged<T>(Task<T> work)
+    {
+        try
+        {
+            return await work.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not ArgumentException and not ObjectDisposedException)
+        {
+            LogRequestFailed(_logger, e);
+            throw;
+        }
+    }
+
+    private Task<int> DecodeStepAsync(int token, KvCache cache, TokenSampler sampler, TimingsBuilder timings, CancellationToken cancellationToken) =>
         OnModelAsync(() =>
         {
+            long started = Stopwatch.GetTimestamp();
             using var logits = _model.Forward([token], cache, 1)!;
             using var last = logits[0];
-            return sampler.Next(last);
+            int next = sampler.Next(last);
+            timings.Decode += Stopwatch.GetElapsedTime(started);
+            return next;
         }, cancellationToken);
 
     /// <summary>
@@ -344,5 +591,45 @@ public sealed class BlockSession : IDisposable
         }
     }
 
-    private readonly record struct PrefillOutcome(int FirstToken, int ComputedTokens, int ReusedBlocks, int EncodedBlocks);
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Debug, Message = "Block {Index} ({Tokens} tokens) found in the store")]
+    private static partial void LogStoreHit(ILogger logger, int index, int tokens);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Debug, Message = "Block {Index} ({Tokens} tokens) not in the store: encoding it")]
+    private static partial void LogStoreMiss(ILogger logger, int index, int tokens);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Debug, Message = "Block {Index} ({Tokens} tokens, {Bytes} bytes) stored for later requests")]
+    private static partial void LogStored(ILogger logger, int index, int tokens, long bytes);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Debug, Message = "The store declined block {Index} ({Tokens} tokens, {Bytes} bytes), for example because it is larger than the store")]
+    private static partial void LogStoreDeclined(ILogger logger, int index, int tokens, long bytes);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Store lookup of block {Index} failed; encoding it instead")]
+    private static partial void LogStoreLookupFailed(ILogger logger, Exception exception, int index);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "Storing block {Index} failed; the request goes on without keeping it")]
+    private static partial void LogStoreSetFailed(ILogger logger, Exception exception, int index);
+
+    [LoggerMessage(EventId = 120, Level = LogLevel.Error, Message = "A request failed in the model")]
+    private static partial void LogRequestFailed(ILogger logger, Exception exception);
+
+    private readonly record struct PrefillOutcome(int FirstToken, int ComputedTokens, int ReusedBlocks, int EncodedBlocks, IReadOnlyList<BlockReport> Blocks);
+
+    /// <summary>Accumulates a request's timings; written by one request's steps, which never run at the same time.</summary>
+    private sealed class TimingsBuilder
+    {
+        public TimeSpan Tokenize { get; set; }
+
+        public TimeSpan Lookup { get; set; }
+
+        public TimeSpan Encode { get; set; }
+
+        public TimeSpan Assembly { get; set; }
+
+        public TimeSpan FinalBlock { get; set; }
+
+        public TimeSpan Decode { get; set; }
+
+        public GenerationTimings Build() => new(Tokenize, Lookup, Encode, Assembly, FinalBlock, Decode);
+    }
 }

@@ -56,7 +56,7 @@ internal sealed class TokenizedPrompt
         return new TokenizedPrompt(blocks.Take(blocks.Count - 1).ToList(), blocks[^1], (int)total);
     }
 
-    private static int[] Encode(string text, ITextTokenizer? tokenizer) => tokenizer is null
+    internal static int[] Encode(string text, ITextTokenizer? tokenizer) => tokenizer is null
         ? throw new InvalidOperationException("the model has no tokenizer: give the prompt's blocks as token ids")
         : [.. tokenizer.Encode(text)];
 

@@ -1,4 +1,5 @@
 using BlockAttention.Attention;
+using BlockAttention.Attention.Cuda;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -39,10 +40,13 @@ internal sealed class LlamaDecoderLayer : IDisposable
     public Tensor Down { get; }
 
     /// <summary>Runs the layer on <paramref name="x"/> <c>[n, hidden]</c> and returns the new residual stream.</summary>
-    public Tensor Forward(Tensor x, int layerIndex, KvCache cache, RotaryAngles angles, AttentionPlan plan)
+    public Tensor Forward(Tensor x, int layerIndex, KvCache cache, RotaryAngles angles, AttentionPlan? plan, SegmentPlan? segments = null)
     {
         using var scope = NewDisposeScope();
-        var attention = Attention(RmsNorm.Apply(x, InputNorm, _shape.RmsNormEps), layerIndex, cache, angles, plan);
+        var normed = RmsNorm.Apply(x, InputNorm, _shape.RmsNormEps);
+        var attention = segments is null
+            ? Attention(normed, layerIndex, cache, angles, plan!)
+            : SegmentAttention(normed, layerIndex, cache, angles, segments);
         var h = x.add(attention);
         var mlp = Mlp(RmsNorm.Apply(h, PostAttentionNorm, _shape.RmsNormEps));
         return h.add_(mlp).MoveToOuterDisposeScope();
@@ -59,6 +63,26 @@ internal sealed class LlamaDecoderLayer : IDisposable
         var v = qkv.narrow(1, heads + kvHeads, kvHeads).transpose(0, 1);
         var (keys, values) = cache.Append(layerIndex, k, v);
         var attended = plan.Attend(queriesAndKeys.narrow(1, 0, heads), keys, values); // [n, heads * headDim]
+        return F.linear(attended, Output);
+    }
+
+    /// <summary>
+    /// Attention over cached blocks in place: the new tokens' keys are rotated for their positions
+    /// and appended to the request's own cache; the queries stay unrotated, since the kernel
+    /// rotates them per segment.
+    /// </summary>
+    private Tensor SegmentAttention(Tensor x, int layerIndex, KvCache cache, RotaryAngles angles, SegmentPlan segments)
+    {
+        long n = x.shape[0];
+        int heads = _shape.Heads, kvHeads = _shape.KvHeads;
+        var qkv = F.linear(x, Qkv).view(n, heads + 2 * kvHeads, _shape.HeadDim);
+        var k = angles.Apply(qkv.narrow(1, heads, kvHeads)).transpose(0, 1);
+        var v = qkv.narrow(1, heads + kvHeads, kvHeads).transpose(0, 1);
+        var (keys, values) = cache.Append(layerIndex, k, v);
+        keys.Dispose();
+        values.Dispose();
+        var attended = empty([n, heads * _shape.HeadDim], qkv.dtype, qkv.device);
+        segments.Attend(qkv, layerIndex, attended);
         return F.linear(attended, Output);
     }
 

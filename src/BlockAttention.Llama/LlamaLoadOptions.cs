@@ -1,5 +1,6 @@
 using BlockAttention.Llama.Checkpoints;
 using BlockAttention.Llama.Tokenization;
+using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Llama;
@@ -25,4 +26,22 @@ public sealed class LlamaLoadOptions
 
     /// <summary>Limits of the checkpoint's tokenizer (regex match timeout, longest text); null for the defaults.</summary>
     public LlamaTokenizerOptions? Tokenizer { get; init; }
+
+    /// <summary>
+    /// Where loading logs what it reads (files, sizes), the dtype and device, how long it took, and
+    /// whether TorchSharp's native bridge runs from BlockAttention's patched copy. Null: no logging.
+    /// </summary>
+    public ILogger? Logger { get; init; }
+
+    /// <summary>Told after each decoder layer is loaded, for a progress display. Called on the loading thread.</summary>
+    public IProgress<ModelLoadProgress>? Progress { get; init; }
+}
+
+/// <summary>How far loading a model has come.</summary>
+/// <param name="LayersLoaded">Decoder layers loaded so far.</param>
+/// <param name="Layers">All decoder layers of the model.</param>
+public readonly record struct ModelLoadProgress(int LayersLoaded, int Layers)
+{
+    /// <summary>The fraction done, 0 to 1.</summary>
+    public double Fraction => Layers == 0 ? 1 : (double)LayersLoaded / Layers;
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Hashing;
 using System.Text;
 using BlockAttention.Attention;
@@ -5,7 +6,9 @@ using BlockAttention.IO;
 using BlockAttention.Llama.Checkpoints;
 using BlockAttention.Llama.Tokenization;
 using BlockAttention.Models;
+using BlockAttention.Runtime;
 using BlockAttention.Text;
+using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Llama;
@@ -24,6 +27,7 @@ public sealed partial class LlamaModel
         options ??= new LlamaLoadOptions();
         var dtype = ValidateDType(options.DType);
         var device = ParseDevice(options.Device);
+        var clock = Stopwatch.StartNew();
         var limits = options.FileLimits ?? throw new ArgumentException($"{nameof(LlamaLoadOptions)}.{nameof(LlamaLoadOptions.FileLimits)} is null.", nameof(options));
         limits.Validate();
         using var checkpoint = CheckpointFolder.Open(directory, limits);
@@ -45,12 +49,31 @@ public sealed partial class LlamaModel
 
         var fingerprint = new XxHash128();
         fingerprint.Append(InputFile.ReadAllBytes(configPath, limits.ConfigJsonBytes, CheckpointFolder.ConfigFileName));
+        string? chatTemplate = checkpoint.TokenizerConfigPath is { } tokenizerConfigPath ? TokenizerConfigReader.ReadChatTemplate(tokenizerConfigPath, limits) : null;
+        var logger = options.Logger;
+        if (logger is not null)
+        {
+            long bytes = checkpoint.WeightFiles.Sum(f => new FileInfo(f).Length);
+            LogReading(logger, checkpoint.DirectoryPath, checkpoint.WeightFiles.Count, bytes, config.NumHiddenLayers, dtype, device.ToString());
+            LogTokenizer(logger, checkpoint.TokenizerPath ?? "(none: prompts must be token ids)", chatTemplate is not null);
+        }
+
         var reader = new CheckpointTensorReader(checkpoint, dtype, device, fingerprint);
-        return Build(config, reader, tokenizer, dtype, device, fingerprint, options.Attention);
+        var model = Build(config, reader, tokenizer, dtype, device, fingerprint, options.Attention, chatTemplate, options.Progress);
+        if (logger is not null)
+        {
+            LogLoaded(logger, checkpoint.DirectoryPath, clock.Elapsed.TotalMilliseconds, model.Info.KvBytesPerToken, model.Info.Fingerprint);
+            if (TorchSharpNativeLibrary.PatchedCopyPath is { } patched)
+            {
+                LogPatchedBridge(logger, patched);
+            }
+        }
+
+        return model;
     }
 
     internal static LlamaModel Build(LlamaConfig config, ILlamaWeightSource weights, ITextTokenizer? tokenizer, ScalarType dtype, Device device, XxHash128 fingerprint,
-        AttentionImplementation attention)
+        AttentionImplementation attention, string? chatTemplate = null, IProgress<ModelLoadProgress>? progress = null)
     {
         var shape = ShapeOf(config);
         // No capacity from the config: a huge layer count must fail on its first missing tensor, not here.
@@ -63,6 +86,7 @@ public sealed partial class LlamaModel
             for (int i = 0; i < shape.Layers; i++)
             {
                 layers.Add(LoadLayer(weights, shape, $"model.layers.{i}."));
+                progress?.Report(new ModelLoadProgress(i + 1, shape.Layers));
             }
 
             var finalNorm = Track(weights.Read("model.norm.weight", [shape.Hidden]), owned);
@@ -70,7 +94,10 @@ public sealed partial class LlamaModel
             var rotary = CreateRotary(config);
             string id = Convert.ToHexStringLower(fingerprint.GetCurrentHash());
             var info = new ModelInfo("llama", shape.Layers, shape.KvHeads, shape.HeadDim, shape.Vocab, config.MaxPositionEmbeddings,
-                dtype, device, config.EosTokenIds, $"llama-{id}-{dtype}-{device.type}".ToLowerInvariant());
+                dtype, device, config.EosTokenIds, $"llama-{id}-{dtype}-{device.type}".ToLowerInvariant())
+            {
+                ChatTemplate = chatTemplate,
+            };
             return new LlamaModel(shape, embedding, [.. layers], finalNorm, lmHead, rotary, tokenizer, info, attention);
         }
         catch
@@ -180,4 +207,19 @@ public sealed partial class LlamaModel
         owned.Add(tensor);
         return tensor;
     }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information,
+        Message = "Loading {Folder}: {WeightFiles} weight file(s), {WeightBytes} bytes, {Layers} layers, as {DType} on {Device}")]
+    private static partial void LogReading(ILogger logger, string folder, int weightFiles, long weightBytes, int layers, ScalarType dtype, string device);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Debug, Message = "Tokenizer: {Tokenizer}; chat template present: {HasChatTemplate}")]
+    private static partial void LogTokenizer(ILogger logger, string tokenizer, bool hasChatTemplate);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information,
+        Message = "Loaded {Folder} in {ElapsedMs:F0} ms; {KvBytesPerToken} bytes of KV cache per token; fingerprint {Fingerprint}")]
+    private static partial void LogLoaded(ILogger logger, string folder, double elapsedMs, long kvBytesPerToken, string fingerprint);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information,
+        Message = "TorchSharp's native bridge runs from BlockAttention's patched copy at {Path}: this system's libstdc++ lacks GLIBCXX_3.4.32")]
+    private static partial void LogPatchedBridge(ILogger logger, string path);
 }

@@ -1,4 +1,5 @@
 using BlockAttention.Attention;
+using BlockAttention.Attention.Cuda;
 using BlockAttention.Models;
 using BlockAttention.Text;
 using static TorchSharp.torch;
@@ -11,7 +12,7 @@ namespace BlockAttention.Llama;
 /// TorchSharp: embedding, decoder layers, final norm and LM head. Immutable once loaded, so one
 /// instance serves concurrent requests, each with its own <see cref="KvCache"/>.
 /// </summary>
-public sealed partial class LlamaModel : ICausalLanguageModel
+public sealed partial class LlamaModel : ICausalLanguageModel, IKvPrefixAttention
 {
     private readonly LlamaShape _shape;
     private readonly Tensor _embedding;
@@ -20,6 +21,7 @@ public sealed partial class LlamaModel : ICausalLanguageModel
     private readonly Tensor _lmHead;
     private readonly bool _tiedLmHead;
     private readonly bool _matmulAttention;
+    private readonly SegmentAttention? _segmentAttention;
 
     // Forward calls in flight, and whether Dispose was called: Dispose marks the model disposed
     // (new calls throw ObjectDisposedException) and frees the weights once the calls in flight
@@ -43,6 +45,7 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         Rotary = rotary;
         Tokenizer = tokenizer;
         Info = info;
+        _segmentAttention = CreateSegmentAttention(shape, rotary, info);
     }
 
     /// <inheritdoc />
@@ -53,6 +56,9 @@ public sealed partial class LlamaModel : ICausalLanguageModel
 
     /// <inheritdoc />
     public ITextTokenizer? Tokenizer { get; }
+
+    /// <summary>True on CUDA where BlockAttention's kernels compiled: cached blocks are then read in place.</summary>
+    public bool CanAttendKvPrefix => _segmentAttention is not null;
 
     /// <summary>
     /// The most attention scores (heads x query rows x key positions) one step of attention may
@@ -115,19 +121,31 @@ public sealed partial class LlamaModel : ICausalLanguageModel
             throw new ArgumentException($"the cache ({cache.Layers} layers, {cache.DType}) was not made for this model ({_shape.Layers} layers, {Info.DType})", nameof(cache));
         }
 
-        int start = cache.Length;
+        int start = cache.PrefixLength + cache.Length;
+        if (cache.Prefix is not null && (_segmentAttention is null || attentionMask is not null))
+        {
+            throw new ArgumentException(_segmentAttention is null
+                ? "this model cannot read cached blocks in place (CanAttendKvPrefix is false): assemble them into the cache instead"
+                : "a cache with a prefix takes no attention mask", nameof(cache));
+        }
+
         long end = (long)start + count;
         if (end > Info.MaxPositions)
         {
             throw new ArgumentException($"positions up to {end} exceed the model's maximum of {Info.MaxPositions}", nameof(tokens));
         }
 
-        if (end > cache.Capacity)
+        if ((long)cache.Length + count > cache.Capacity)
         {
-            throw new ArgumentException($"the cache holds {cache.Capacity} positions; {start} are used and {count} more were given", nameof(cache));
+            throw new ArgumentException($"the cache holds {cache.Capacity} positions; {cache.Length} are used and {count} more were given", nameof(cache));
         }
 
         ValidateTokenIds(tokens);
+        if (cache.Prefix is not null && s_fusedLayers)
+        {
+            return ForwardInPlace(tokens, cache, logitsToKeep, start);
+        }
+
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         var ids = TokenTensor(tokens);
@@ -135,11 +153,12 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         // The forward pass rotates in the model's dtype from float32 angles, as transformers does
         // (in bf16 a float32 rotation of 32K tokens' queries and keys cost ~20 ms more per prefill).
         using var angles = Rotary.Angles(start, count, Info.Device, Info.DType);
-        using var plan = AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device, _matmulAttention, AttentionScoreBudget);
-        RecordMask(plan.MaskElements);
+        using var segments = cache.Prefix is null ? null : _segmentAttention!.Plan(Segments(cache, count), count, start);
+        using var plan = segments is null ? AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device, _matmulAttention, AttentionScoreBudget) : null;
+        RecordMask(plan?.MaskElements ?? 0);
         for (int i = 0; i < _layers.Length; i++)
         {
-            var next = _layers[i].Forward(x, i, cache, angles, plan);
+            var next = _layers[i].Forward(x, i, cache, angles, plan, segments);
             x.Dispose(); // keep one layer's residual alive at a time, not all of them
             x = next;
         }
@@ -188,6 +207,30 @@ public sealed partial class LlamaModel : ICausalLanguageModel
         }
 
         Rotary.Dispose();
+        _segmentAttention?.Dispose();
+    }
+
+    /// <summary>The kernels' view of a cache with a prefix: each cached block in place, then the cache's own positions including <paramref name="count"/> new ones.</summary>
+    private static List<KvSegment> Segments(KvCache cache, int count)
+    {
+        var prefix = cache.Prefix!;
+        var segments = new List<KvSegment>(prefix.Blocks.Count + 1);
+        for (int b = 0; b < prefix.Blocks.Count; b++)
+        {
+            var block = prefix.Blocks[b];
+            int offset = prefix.OffsetOf(b);
+            segments.Add(new KvSegment(block.Keys, block.Values, block.Length, offset, RotationBase: offset));
+        }
+
+        segments.Add(new KvSegment(cache.AllKeys, cache.AllValues, cache.Length + count, prefix.Positions, RotationBase: 0));
+        return segments;
+    }
+
+    private static SegmentAttention? CreateSegmentAttention(LlamaShape shape, RotaryEmbedding rotary, ModelInfo info)
+    {
+        var kernels = CudaKernels.TryGet(info.Device, info.DType, shape.HeadDim);
+        return kernels is null ? null
+            : new SegmentAttention(kernels, rotary.InverseFrequencies, shape.Heads, shape.KvHeads, shape.HeadDim, info.DType, info.Device);
     }
 
     private void RecordMask(long elements)

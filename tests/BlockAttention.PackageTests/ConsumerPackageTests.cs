@@ -3,8 +3,9 @@ using Xunit.Abstractions;
 namespace BlockAttention.PackageTests;
 
 /// <summary>
-/// The packages as a consumer gets them: packed, referenced from a local feed by a fresh console app,
-/// run; and the blockattn tool installed from the same feed and run.
+/// The packages as a consumer gets them: packed, referenced from a local feed by a fresh console app
+/// and a fresh ASP.NET Core app (AddBlockAttention + IChatClient, with its own tests), run; and the
+/// blockattn tool installed from the same feed and run (eng/verify-consumer.sh).
 /// </summary>
 [Collection(RepositoryBuilds.Name)]
 public class ConsumerPackageTests(ITestOutputHelper output)
@@ -13,7 +14,7 @@ public class ConsumerPackageTests(ITestOutputHelper output)
     private static readonly TimeSpan s_timeout = TimeSpan.FromMinutes(15);
 
     [Fact]
-    public async Task A_fresh_console_app_referencing_the_packages_loads_TorchSharp_and_runs_the_fixture_model()
+    public async Task Fresh_apps_referencing_the_packages_load_TorchSharp_run_the_fixture_model_and_serve_chat_with_reuse()
     {
         if (!OperatingSystem.IsLinux())
         {

@@ -89,6 +89,7 @@ internal static class BenchCommand
         }
 
         var build = Stopwatch.StartNew();
+        BlockAttention.Attention.Cuda.CudaKernels.Log = message => progress.WriteLine($"kernels: {message}");
         using var model = options.CreateModel();
         progress.WriteLine($"model ready in {build.Elapsed.TotalSeconds:F1} s ({Parameters(config) / 1e6:F0}M parameters)");
 
@@ -106,6 +107,8 @@ internal static class BenchCommand
         }
 
         SoakResult? soak = options.Soak > 0 ? await runner.SoakAsync(longest, options.Soak).ConfigureAwait(false) : null;
+        // On a GPU: eight requests at once over the same passages, to show what they hold in memory.
+        ConcurrentResult? concurrent = device.type == TorchSharp.DeviceType.CUDA ? await runner.ConcurrentAsync(longest, 8).ConfigureAwait(false) : null;
         var checks = BenchExpectations.Evaluate(options, rows, soak);
         var report = new BenchReport
         {
@@ -125,6 +128,8 @@ internal static class BenchCommand
                 : "peak RSS is the process's VmHWM (/proc/self/status), reset at the start of each length through /proc/self/clear_refs, so each row shows its own peak (model weights included).",
             Lengths = rows,
             Soak = soak,
+            CachedBlocks = runner.ReadsBlocksInPlace ? ReportWriter.SegmentTable : "assembly",
+            Concurrent = concurrent,
             Checks = checks,
             TotalSeconds = total.Elapsed.TotalSeconds,
         };

@@ -42,6 +42,12 @@ internal sealed record BenchReport
 
     public SoakResult? Soak { get; init; }
 
+    /// <summary>How cached passages reach the final block: "segment table" (read in place) or "assembly" (re-encoded into a request cache).</summary>
+    public string? CachedBlocks { get; init; }
+
+    /// <summary>Concurrent block requests over the same passages, with the device memory they took.</summary>
+    public ConcurrentResult? Concurrent { get; init; }
+
     /// <summary>The checks the run was asked for (<c>--expect-*</c>, <c>--baseline</c>, <c>--soak</c>) and their outcome.</summary>
     public IReadOnlyList<BenchCheck> Checks { get; init; } = [];
 
@@ -245,3 +251,20 @@ internal sealed record SoakResult
 
 /// <summary>One check of a run: what was expected, whether the run met it, and the figures that decided.</summary>
 internal sealed record BenchCheck(string Name, bool Passed, string Detail);
+
+/// <summary>Requests run at the same time over the same passages (new questions), each decoding a few tokens.</summary>
+internal sealed record ConcurrentResult
+{
+    public required int Requests { get; init; }
+
+    public required int Tokens { get; init; }
+
+    /// <summary>Bytes of KV the passages take once.</summary>
+    public required long PassageKvBytes { get; init; }
+
+    public long? GpuBeforeBytes { get; init; }
+
+    public long? GpuAfterBytes { get; init; }
+
+    public required double WallMs { get; init; }
+}

@@ -49,6 +49,18 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
         Summary reencode, reencodeReused, finalForward;
         try
         {
+            if (ReadsBlocksInPlace)
+            {
+                // What the session does instead of re-encoding: reference the blocks from the request's cache.
+                using var tail = model.CreateCache(prompt.Length - prompt.CachedTokens);
+                reencode = Repeat(length, "segment table", () => _clock.Time(() =>
+                {
+                    tail.AttachPrefix(KvPrefix.Acquire(blocks));
+                    tail.DetachPrefix();
+                }));
+                return await FinishAsync(length, prompt, full, cold, warm, session, reencode, null, FinalForwardInPlace(length, prompt, blocks), contention);
+            }
+
             // As the session does it: a new cache per request.
             reencode = Repeat(length, "re-encoding + assembly", () =>
             {
@@ -74,6 +86,15 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
             }
         }
 
+        return await FinishAsync(length, prompt, full, cold, warm, session, reencode, reencodeReused, finalForward, contention);
+    }
+
+    /// <summary>True when the model reads cached blocks in place (CUDA kernels): the session then builds a segment table instead of re-encoding.</summary>
+    public bool ReadsBlocksInPlace => model is IKvPrefixAttention { CanAttendKvPrefix: true };
+
+    private async Task<LengthResult> FinishAsync(int length, BenchPrompt prompt, (Summary Ttft, Summary Wall) full, List<(double Ttft, double Wall)> cold,
+        (Summary Ttft, Summary Wall) warm, BlockSession session, Summary reencode, Summary? reencodeReused, Summary finalForward, CpuContention? contention)
+    {
         var decode = await DecodeAsync(length, session, prompt);
         if (contention?.OthersShare() is double others && others > 0.1)
         {
@@ -163,6 +184,59 @@ internal sealed class BenchRunner(ICausalLanguageModel model, BenchOptions optio
     public long? GpuUsedBytes() => model.Info.Device.type == TorchSharp.DeviceType.CUDA
         ? CudaDriver.MemoryInfo(Math.Max(0, (int)model.Info.Device.index))?.Used
         : null;
+
+    /// <summary>
+    /// <paramref name="requests"/> block requests at once over the same passages (a warm store),
+    /// each with its own question, decoding the bench's token count; device memory before and after.
+    /// </summary>
+    public async Task<ConcurrentResult> ConcurrentAsync(int length, int requests)
+    {
+        var prompt = BenchPrompt.Create(length, model.Info.VocabSize, options.Seed);
+        using var store = NewStore();
+        using var session = new BlockSession(model, store, idleCaches: requests);
+        await RequestAsync(session, s_firstToken, prompt, result => result.EncodedBlocks == result.LocalBlocks);
+        var decodeOptions = new GenerationOptions { MaxNewTokens = Math.Max(1, options.DecodeTokens), StopTokenIds = [], StopStrings = [] };
+        await session.GenerateAsync(prompt.ForRequest(_requests++), decodeOptions); // warm: one request's caches exist
+        long? before = GpuUsedBytes();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var results = await Task.WhenAll(Enumerable.Range(0, requests)
+            .Select(_ => prompt.ForRequest(Interlocked.Increment(ref _requests)))
+            .Select(request => Task.Run(() => session.GenerateAsync(request, decodeOptions))));
+        _clock.Synchronize();
+        double wall = clock.Elapsed.TotalMilliseconds;
+        if (results.Any(r => r.ReusedBlocks != r.LocalBlocks))
+        {
+            throw new InvalidOperationException("a concurrent request did not reuse every passage");
+        }
+
+        var concurrent = new ConcurrentResult
+        {
+            Requests = requests,
+            Tokens = length,
+            PassageKvBytes = model.Info.KvBytesPerToken * prompt.CachedTokens,
+            GpuBeforeBytes = before,
+            GpuAfterBytes = GpuUsedBytes(),
+            WallMs = wall,
+        };
+        progress.WriteLine($"  {length,6} concurrent: {requests} requests in {wall:F0} ms, GPU {before >> 20} -> {concurrent.GpuAfterBytes >> 20} MiB (passages' KV {concurrent.PassageKvBytes >> 20} MiB)");
+        return concurrent;
+    }
+
+    private Summary FinalForwardInPlace(int length, BenchPrompt prompt, IReadOnlyList<KvBlock> blocks)
+    {
+        using var cache = model.CreateCache(prompt.Length - prompt.CachedTokens);
+        return Repeat(length, "final block forward", () =>
+        {
+            // A fresh tail over the same passages for each question, as a request has.
+            cache.Truncate(0);
+            cache.AttachPrefix(KvPrefix.Acquire(blocks));
+            int[] question = prompt.Question(_requests++);
+            return _clock.Time(() =>
+            {
+                using var logits = model.Forward(question, cache, logitsToKeep: 1);
+            });
+        });
+    }
 
     private Summary FinalForward(int length, BenchPrompt prompt, IReadOnlyList<KvBlock> blocks)
     {

@@ -53,8 +53,15 @@ internal static class ReportWriter
         var shape = report.Shape;
         md.AppendLine(Invariant($"- Model: {report.Model} ({(report.RandomWeights ? "random weights" : "checkpoint")}), {shape.Parameters / 1e6:F0}M parameters, {shape.Layers} layers, {shape.Heads} heads / {shape.KvHeads} KV heads of {shape.HeadDim}, {shape.KvBytesPerToken / 1024.0:F0} KiB of KV per token"));
         md.AppendLine(Invariant($"- Prompt: instruction {report.Prompt.InstructionTokens} tokens, passages of ~{report.Prompt.PassageTokens}, final block {report.Prompt.FinalTokens}; {report.Warmup} warm-up + {report.Repeats} measured runs per figure (medians), decode {report.DecodeTokens} tokens"));
+        bool segments = report.CachedBlocks == SegmentTable;
+        if (report.CachedBlocks is not null)
+        {
+            md.AppendLine(Invariant($"- Cached passages: {(segments ? "segment table: read in place by BlockAttention's CUDA kernels (no copy, no re-rotation; the queries are rotated per passage)" : "assembly: re-encoded (keys rotated) into each request's cache")}"));
+        }
+
         md.AppendLine();
-        md.AppendLine("| " + string.Join(" | ", s_columns) + " |");
+        var columns = segments ? s_columns.Select(c => c.Replace("re-enc", "segment table", StringComparison.Ordinal)).ToArray() : s_columns;
+        md.AppendLine("| " + string.Join(" | ", columns) + " |");
         md.AppendLine("|" + string.Concat(s_columns.Select(_ => "---:|")));
         foreach (var row in report.Lengths)
         {
@@ -92,12 +99,26 @@ internal static class ReportWriter
             md.AppendLine(Invariant($"- **{(check.Passed ? "PASS" : "FAIL")}** {check.Name}: {check.Detail}"));
         }
 
+        if (report.Concurrent is { } concurrent)
+        {
+            string gpu = concurrent.GpuAfterBytes is long after && concurrent.GpuBeforeBytes is long before
+                ? Invariant($"GPU used {Mib(before)} -> {Mib(after)} MiB ({(after - before) / (1024.0 * 1024.0):+0;-0} MiB)")
+                : "GPU memory not read";
+            md.AppendLine();
+            md.AppendLine(Invariant($"Concurrency: {concurrent.Requests} requests at once over the same {concurrent.Tokens}-token passages (their KV: {Mib(concurrent.PassageKvBytes)} MiB once), each with its own question and {report.DecodeTokens} decoded tokens: {gpu}; {concurrent.WallMs:F0} ms for all."));
+        }
+
         md.AppendLine();
         md.AppendLine("## How to read this");
         md.AppendLine();
         md.AppendLine("- *full*: full-attention TTFT, the whole prompt through the model (cold prefill).");
         md.AppendLine("- *block*: Block-Attention TTFT with every passage already in the store: store lookups, re-encoding + assembly, the 50-token final block.");
         md.AppendLine("- *cold*: Block-Attention TTFT with an empty store: every passage encoded on its own first.");
+        if (segments)
+        {
+            md.AppendLine("- *segment table*: what replaces re-encoding when the model reads cached blocks in place: taking a reference on each block and attaching them to the request's cache (the kernels' table of segments is built in the final block's forward pass, inside *final*).");
+        }
+
         md.AppendLine("- *re-enc*: re-encoding (rotating cached keys to their offsets) and assembly, alone, into a freshly allocated KV cache.");
         md.AppendLine("- *re-enc reused*: the same into a cache allocated once and reused, which is what a request pays: `BlockSession` keeps request caches between requests. The difference to *re-enc* is the first touch of new memory. *re-enc %* is this figure's share of *block*.");
         md.AppendLine("- *final*: the final block's forward pass over the assembled cache, alone (no sampling).");
@@ -106,6 +127,9 @@ internal static class ReportWriter
         md.AppendLine("- *CPU used by other processes*: the share of all cores that other processes (and other VMs: steal) used while the length ran; CPU timings are comparable only when it is low.");
         return md.ToString();
     }
+
+    /// <summary>The value of <see cref="BenchReport.CachedBlocks"/> when cached blocks are read in place.</summary>
+    public const string SegmentTable = "segment table";
 
     public static void WriteFiles(BenchReport report, string directory, out string jsonPath, out string markdownPath)
     {

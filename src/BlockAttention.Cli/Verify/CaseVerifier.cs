@@ -102,7 +102,15 @@ internal sealed class CaseVerifier(ICausalLanguageModel model, GoldenSuite suite
             }
 
             using var cache = model.CreateCache(golden.TotalLength + reference.Tokens.Length);
-            BlockAssembler.Assemble(blocks, model.Rotary, cache);
+            if (model is IKvPrefixAttention { CanAttendKvPrefix: true } && blocks.Count > 0)
+            {
+                cache.AttachPrefix(KvPrefix.Acquire(blocks)); // read in place by the CUDA kernels, as BlockSession does there
+            }
+            else
+            {
+                BlockAssembler.Assemble(blocks, model.Rotary, cache);
+            }
+
             using var logits = model.Forward(golden.FinalBlock, cache, KeptRows(golden))!;
             var tokens = DecodeGreedily(logits, cache, reference.Tokens.Length);
             var judged = Judge(golden, AttentionMode.Block, logits, tokens, clock.Elapsed);

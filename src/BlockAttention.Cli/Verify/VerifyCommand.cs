@@ -64,6 +64,7 @@ internal static class VerifyCommand
         // Read the golden files before the model: a typo in a path should not wait for a load.
         using var suite = GoldenSuite.Open(goldenDirectory);
         var total = Stopwatch.StartNew();
+        BlockAttention.Attention.Cuda.CudaKernels.Log = message => stdout.WriteLine($"kernels {message}");
         using var model = modelOptions.Load();
         var info = model.Info;
         var tolerance = VerificationTolerance.For(info.DType);

@@ -41,8 +41,14 @@ public sealed class KvCache : IDisposable
     /// <summary>The most positions this cache can hold.</summary>
     public int Capacity { get; }
 
-    /// <summary>Positions <c>0..Length-1</c> hold valid keys and values.</summary>
+    /// <summary>The cache's own positions <c>0..Length-1</c> hold valid keys and values (after <see cref="PrefixLength"/> positions of prefix, if any).</summary>
     public int Length { get; private set; }
+
+    /// <summary>Cached blocks read in place before this cache's own positions, or null.</summary>
+    public KvPrefix? Prefix { get; private set; }
+
+    /// <summary>Positions held by <see cref="Prefix"/> (0 without one): own position i is prompt position <c>PrefixLength + i</c>.</summary>
+    public int PrefixLength => Prefix?.Positions ?? 0;
 
     /// <summary>The storage dtype.</summary>
     public ScalarType DType => _keys.dtype;
@@ -79,6 +85,30 @@ public sealed class KvCache : IDisposable
         return (_layerKeys[layer].narrow(1, 0, Length + count), _layerValues[layer].narrow(1, 0, Length + count));
     }
 
+    /// <summary>
+    /// Makes <paramref name="prefix"/>'s blocks the positions before this (empty) cache's own; the
+    /// cache disposes the prefix when it is detached, emptied by <see cref="Truncate"/> to 0, or disposed.
+    /// </summary>
+    public void AttachPrefix(KvPrefix prefix)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Length != 0 || Prefix is not null)
+        {
+            throw new InvalidOperationException($"a prefix can only be attached to an empty cache without one (length {Length})");
+        }
+
+        Prefix = prefix;
+    }
+
+    /// <summary>Drops the prefix, if any, releasing its blocks.</summary>
+    public void DetachPrefix()
+    {
+        var prefix = Prefix;
+        Prefix = null;
+        prefix?.Dispose();
+    }
+
     /// <summary>Marks <paramref name="count"/> more positions as valid.</summary>
     public void Advance(int count)
     {
@@ -93,6 +123,10 @@ public sealed class KvCache : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, Length);
         Length = length;
+        if (length == 0)
+        {
+            DetachPrefix();
+        }
     }
 
     /// <summary>
@@ -131,6 +165,7 @@ public sealed class KvCache : IDisposable
         }
 
         _disposed = true;
+        DetachPrefix();
         DisposeLayerViews();
         _keys.Dispose();
         _values.Dispose();

@@ -8,4 +8,8 @@ namespace BlockAttention.Generation;
 /// <param name="Text">Newly final text.</param>
 /// <param name="TokenId">The token generated at this step, or null on a closing chunk that only flushes text.</param>
 /// <param name="Result">The result, on the last chunk only.</param>
-public sealed record GenerationChunk(string Text, int? TokenId, GenerationResult? Result = null);
+public sealed record GenerationChunk(string Text, int? TokenId, GenerationResult? Result = null)
+{
+    /// <summary>True on the last chunk of a generation, which carries the <see cref="Result"/>.</summary>
+    public bool IsFinal => Result is not null;
+}

@@ -7,6 +7,13 @@ public sealed record GenerationOptions
     public static IReadOnlyList<string> ReferenceStopStrings { get; } =
         ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>", "Question:"];
 
+    /// <summary>
+    /// The end-of-text markers of the reference's list without <c>Question:</c>, which belongs to
+    /// the RAG template only: the default for prompts that are not RAG prompts.
+    /// </summary>
+    public static IReadOnlyList<string> DefaultStopStrings { get; } =
+        ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>"];
+
     /// <summary>Block (default), Full or BlockOnePass.</summary>
     public AttentionMode Mode { get; init; } = AttentionMode.Block;
 
@@ -31,8 +38,12 @@ public sealed record GenerationOptions
     /// <summary>Token ids that end generation; null uses the model's end-of-sequence ids.</summary>
     public IReadOnlyList<int>? StopTokenIds { get; init; }
 
-    /// <summary>Generation ends when the text contains one of these (not included in the result). Default: the reference's list.</summary>
-    public IReadOnlyList<string> StopStrings { get; init; } = ReferenceStopStrings;
+    /// <summary>
+    /// Generation ends when the text contains one of these (not included in the result). Null
+    /// (the default) uses the prompt's own list, <see cref="Prompts.BlockPrompt.StopStrings"/>:
+    /// the reference's list with <c>Question:</c> for a RAG prompt, end-of-turn markers otherwise.
+    /// </summary>
+    public IReadOnlyList<string>? StopStrings { get; init; }
 
     /// <summary>In Block mode, offer newly encoded blocks to the store for later requests. Default true.</summary>
     public bool StoreEncodedBlocks { get; init; } = true;
@@ -58,7 +69,7 @@ public sealed record GenerationOptions
     /// invalid option and its value.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">A number is out of its range (or not finite), or <see cref="Mode"/> is not a defined mode.</exception>
-    /// <exception cref="ArgumentException"><see cref="StopStrings"/> is null or holds a null or empty string.</exception>
+    /// <exception cref="ArgumentException"><see cref="StopStrings"/> holds a null or empty string.</exception>
     public void Validate()
     {
         if (MaxNewTokens < 1)
@@ -104,14 +115,9 @@ public sealed record GenerationOptions
             }
         }
 
-        if (StopStrings is null)
+        for (int i = 0; i < (StopStrings?.Count ?? 0); i++)
         {
-            throw new ArgumentException("StopStrings must not be null (use an empty list for none)", nameof(StopStrings));
-        }
-
-        for (int i = 0; i < StopStrings.Count; i++)
-        {
-            if (string.IsNullOrEmpty(StopStrings[i]))
+            if (string.IsNullOrEmpty(StopStrings![i]))
             {
                 throw new ArgumentException($"StopStrings[{i}] is {(StopStrings[i] is null ? "null" : "empty")}: an empty stop string would stop before the first token", nameof(StopStrings));
             }

@@ -36,6 +36,12 @@ public sealed record GenerationResult
     /// <summary>Local blocks encoded on their own for this request (0 in Full and BlockOnePass modes, which run the prompt as one sequence).</summary>
     public required int EncodedBlocks { get; init; }
 
+    /// <summary>Every block of the prompt in order, with its token count and what happened to it (reused, encoded, computed, final).</summary>
+    public IReadOnlyList<BlockReport> Blocks { get; init; } = [];
+
+    /// <summary>Where the request's time went: tokenization, lookups, encoding, assembly, final block, decode.</summary>
+    public GenerationTimings Timings { get; init; }
+
     /// <summary>Decode speed after the first token, tokens per second (0 with one token).</summary>
     public double TokensPerSecond => TokenIds.Count > 1 && TotalTime > TimeToFirstToken
         ? (TokenIds.Count - 1) / (TotalTime - TimeToFirstToken).TotalSeconds

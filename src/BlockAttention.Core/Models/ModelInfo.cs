@@ -28,6 +28,13 @@ public sealed record ModelInfo(
     IReadOnlyList<int> EndOfSequenceTokenIds,
     string Fingerprint)
 {
+    /// <summary>
+    /// The checkpoint's chat template (Hugging Face <c>chat_template</c> from
+    /// <c>tokenizer_config.json</c>), or null when it has none. Used to choose a
+    /// <see cref="Prompts.ChatFormat"/>; never executed.
+    /// </summary>
+    public string? ChatTemplate { get; init; }
+
     /// <summary>Bytes of KV cache one token takes across all layers.</summary>
     public long KvBytesPerToken => checked(2L * Layers * KvHeads * HeadDim * ElementSize(DType));
 

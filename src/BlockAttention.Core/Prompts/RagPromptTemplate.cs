@@ -24,12 +24,19 @@ public static class RagPromptTemplate
         foreach (var passage in passages)
         {
             ArgumentNullException.ThrowIfNull(passage);
-            blocks.Add($"- Title: {passage.Title}\n{passage.Text}\n");
+            blocks.Add(RenderPassage(passage));
         }
 
         blocks.Add(
             "\n\nPlease write a high-quality answer for the given question using only the provided search documents " +
             $"(some of which might be irrelevant).\nQuestion: {question}\n<|assistant|>\n");
         return blocks;
+    }
+
+    /// <summary>One passage's block: <c>- Title: {title}\n{text}\n</c>.</summary>
+    public static string RenderPassage(RagPassage passage)
+    {
+        ArgumentNullException.ThrowIfNull(passage);
+        return $"- Title: {passage.Title}\n{passage.Text}\n";
     }
 }

@@ -20,6 +20,44 @@ internal static class TokenizerConfigReader
         return (TokenName(path, root, "bos_token"), TokenName(path, root, "eos_token"));
     }
 
+    /// <summary>
+    /// The <c>chat_template</c>: a string, or (newer files) a list of <c>{"name", "template"}</c>
+    /// objects of which the one named <c>default</c> is taken. Null when there is none.
+    /// </summary>
+    public static string? ReadChatTemplate(string path, CheckpointFileLimits? limits = null)
+    {
+        limits ??= CheckpointFileLimits.Default;
+        limits.Validate();
+        using JsonDocument document = JsonFile.Parse(path, limits.TokenizerConfigJsonBytes, nameof(CheckpointFileLimits.TokenizerConfigJsonBytes));
+        JsonElement root = JsonFile.Object(path, document.RootElement, "(root)");
+        if (!root.TryGetProperty("chat_template", out JsonElement value))
+        {
+            return null;
+        }
+
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.Null:
+                return null;
+            case JsonValueKind.String:
+                return value.GetString();
+            case JsonValueKind.Array:
+                foreach (JsonElement entry in value.EnumerateArray())
+                {
+                    if (entry.ValueKind == JsonValueKind.Object
+                        && entry.TryGetProperty("name", out JsonElement name) && name.ValueKind == JsonValueKind.String && name.GetString() == "default"
+                        && entry.TryGetProperty("template", out JsonElement template) && template.ValueKind == JsonValueKind.String)
+                    {
+                        return template.GetString();
+                    }
+                }
+
+                return null;
+            default:
+                throw new TokenizerFormatException(path, $"chat_template is {value.ValueKind}; expected a string or a list of named templates");
+        }
+    }
+
     private static string? TokenName(string path, JsonElement root, string key)
     {
         if (!root.TryGetProperty(key, out JsonElement value))

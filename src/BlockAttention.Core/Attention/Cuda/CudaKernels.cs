@@ -1,0 +1,245 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace BlockAttention.Attention.Cuda;
+
+/// <summary>
+/// BlockAttention's own CUDA kernels: CUDA C sources embedded in this assembly, compiled at first
+/// use with NVRTC for the device's architecture and launched through the driver API on the legacy
+/// default stream, which is the stream libtorch's operations run on, so our kernels and
+/// TorchSharp's operations are ordered without any synchronisation.
+/// </summary>
+/// <remarks>
+/// Where there is no CUDA device, no driver, no NVRTC, or the kernels do not compile, callers keep
+/// the stock-operation path; the choice is reported once through <see cref="Log"/>. Setting the
+/// environment variable <c>BLOCKATTENTION_CUDA_KERNELS=0</c> turns the kernels off.
+/// </remarks>
+internal sealed class CudaKernels
+{
+    private static readonly Lock s_lock = new();
+    private static readonly Dictionary<int, CudaKernels?> s_devices = [];
+    private static readonly HashSet<string> s_logged = [];
+    private static Nvrtc? s_nvrtc;
+    private static string? s_nvrtcTried;
+
+    private readonly Dictionary<(int Element, int HeadDim, int Rows), KernelFunctions> _functions = [];
+    private readonly Lock _functionLock = new();
+    private readonly nint _context;
+    private readonly int _ordinal;
+
+    private CudaKernels(int ordinal, nint context, int multiprocessors, int major, int minor, Nvrtc nvrtc)
+    {
+        _ordinal = ordinal;
+        _context = context;
+        Multiprocessors = multiprocessors;
+        ComputeCapability = major * 10 + minor;
+        Compiler = nvrtc;
+    }
+
+    /// <summary>Where messages about the kernels go (which path was chosen, and why); null drops them.</summary>
+    public static Action<string>? Log { get; set; }
+
+    /// <summary>The last choice made, for reports: e.g. "CUDA kernels on (NVRTC ..., sm_90)" or why not.</summary>
+    public static string Status { get; private set; } = "CUDA kernels not requested";
+
+    /// <summary>Streaming multiprocessors on the device.</summary>
+    public int Multiprocessors { get; }
+
+    /// <summary>Compute capability as major*10+minor (90 for Hopper).</summary>
+    public int ComputeCapability { get; }
+
+    private Nvrtc Compiler { get; }
+
+    /// <summary>True when the kernels exist for this element type and head size.</summary>
+    public static bool Supports(ScalarType dtype, int headDim) =>
+        dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16 && headDim % 4 == 0 && headDim is >= 8 and <= 128;
+
+    /// <summary>True when the tensor-core kernel exists for this element type and head size.</summary>
+    public static bool SupportsTensorCores(ScalarType dtype, int headDim) =>
+        dtype is ScalarType.BFloat16 or ScalarType.Float16 && headDim % 16 == 0 && headDim <= 128;
+
+    /// <summary>
+    /// The kernels for <paramref name="device"/>, compiled for <paramref name="dtype"/> and
+    /// <paramref name="headDim"/>, or null where they cannot run (logged once per reason).
+    /// </summary>
+    public static CudaKernels? TryGet(Device device, ScalarType dtype, int headDim)
+    {
+        if (device.type != DeviceType.CUDA)
+        {
+            return null;
+        }
+
+        if (Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_KERNELS") is "0" or "off" or "false")
+        {
+            Report("CUDA kernels off (BLOCKATTENTION_CUDA_KERNELS); stock operations are used");
+            return null;
+        }
+
+        if (!Supports(dtype, headDim))
+        {
+            Report($"CUDA kernels have no variant for {dtype} with head dimension {headDim}; stock operations are used");
+            return null;
+        }
+
+        int ordinal = Math.Max(0, (int)device.index);
+        CudaKernels? kernels;
+        lock (s_lock)
+        {
+            if (!s_devices.TryGetValue(ordinal, out kernels))
+            {
+                kernels = Create(ordinal);
+                s_devices[ordinal] = kernels;
+            }
+        }
+
+        if (kernels is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            kernels.Functions(dtype, headDim, 64);
+            if (headDim >= 16)
+            {
+                kernels.Functions(dtype, headDim, 16);
+            }
+        }
+        catch (InvalidOperationException e)
+        {
+            Report($"CUDA kernels could not be built for {dtype}/{headDim}: {e.Message}; stock operations are used");
+            return null;
+        }
+
+        Report($"CUDA kernels on: NVRTC from {s_nvrtc!.Path}, compute_{kernels.ComputeCapability}, {kernels.Multiprocessors} SMs");
+        return kernels;
+    }
+
+    /// <summary>The kernels of one variant, compiled on first use.</summary>
+    public KernelFunctions Functions(ScalarType dtype, int headDim, int rows)
+    {
+        int element = dtype switch
+        {
+            ScalarType.Float32 => 0,
+            ScalarType.BFloat16 => 1,
+            ScalarType.Float16 => 2,
+            _ => throw new ArgumentException($"no kernel for {dtype}", nameof(dtype)),
+        };
+        lock (_functionLock)
+        {
+            if (_functions.TryGetValue((element, headDim, rows), out var found))
+            {
+                return found;
+            }
+
+            EnsureContext();
+            string source = $"#define ELEM_ID {element}\n#define HEAD_DIM {headDim}\n#define ROWS {rows}\n" + Source.Value;
+            byte[] ptx = Compiler.CompileToPtx(source, "segment_attention.cu", [$"--gpu-architecture=compute_{ComputeCapability}", "-default-device", "--std=c++17"]);
+            nint module;
+            unsafe
+            {
+                fixed (byte* image = ptx)
+                {
+                    CudaDriverApi.Check(CudaDriverApi.cuModuleLoadData(out module, image), "cuModuleLoadData");
+                }
+            }
+
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint split, module, "segment_attention_split"), "cuModuleGetFunction");
+            string combineName = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_COMBINE") == "serial" ? "segment_attention_combine_serial" : "segment_attention_combine";
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint combine, module, combineName), "cuModuleGetFunction");
+            CudaDriverApi.Check(CudaDriverApi.cuFuncSetAttribute(split, CudaDriverApi.FunctionAttributeMaxDynamicSharedSizeBytes, SegmentAttention.SharedBytes(headDim, rows)), "cuFuncSetAttribute");
+            nint splitMma = 0;
+            if (SupportsTensorCores(dtype, headDim))
+            {
+                CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out splitMma, module, "segment_attention_split_mma"), "cuModuleGetFunction");
+                CudaDriverApi.Check(CudaDriverApi.cuFuncSetAttribute(splitMma, CudaDriverApi.FunctionAttributeMaxDynamicSharedSizeBytes, SegmentAttention.MmaSharedBytes(headDim)), "cuFuncSetAttribute");
+            }
+
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint rmsNorm, module, "rms_norm"), "cuModuleGetFunction");
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint rotateAppend, module, "rotate_append"), "cuModuleGetFunction");
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint siluMul, module, "silu_mul"), "cuModuleGetFunction");
+            var functions = new KernelFunctions(split, splitMma, combine, rmsNorm, rotateAppend, siluMul);
+            _functions[(element, headDim, rows)] = functions;
+            return functions;
+        }
+    }
+
+    /// <summary>
+    /// Makes the device's primary context (the one libtorch uses) current on this thread. After
+    /// any libtorch CUDA operation on the thread it already is; a thread that has run none (an
+    /// async continuation, say) gets it here.
+    /// </summary>
+    public void EnsureContext()
+    {
+        CudaDriverApi.Check(CudaDriverApi.cuCtxGetCurrent(out nint current), "cuCtxGetCurrent");
+        if (current != _context)
+        {
+            CudaDriverApi.Check(CudaDriverApi.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+        }
+    }
+
+    /// <summary>The kernels of one compiled variant: CUDA-core split, tensor-core split (0 for float32), combine.</summary>
+    internal readonly record struct KernelFunctions(nint Split, nint SplitMma, nint Combine, nint RmsNorm, nint RotateAppend, nint SiluMul);
+
+    private static CudaKernels? Create(int ordinal)
+    {
+        try
+        {
+            CudaDriverApi.Check(CudaDriverApi.cuInit(0), "cuInit");
+            CudaDriverApi.Check(CudaDriverApi.cuDeviceGet(out int device, ordinal), "cuDeviceGet");
+            CudaDriverApi.Check(CudaDriverApi.cuDeviceGetAttribute(out int sms, CudaDriverApi.AttributeMultiprocessorCount, device), "cuDeviceGetAttribute");
+            CudaDriverApi.Check(CudaDriverApi.cuDeviceGetAttribute(out int major, CudaDriverApi.AttributeComputeCapabilityMajor, device), "cuDeviceGetAttribute");
+            CudaDriverApi.Check(CudaDriverApi.cuDeviceGetAttribute(out int minor, CudaDriverApi.AttributeComputeCapabilityMinor, device), "cuDeviceGetAttribute");
+            CudaDriverApi.Check(CudaDriverApi.cuDevicePrimaryCtxRetain(out nint context, device), "cuDevicePrimaryCtxRetain");
+            if (s_nvrtc is null)
+            {
+                s_nvrtc = Nvrtc.TryLoad(out string tried);
+                s_nvrtcTried = tried;
+            }
+
+            if (s_nvrtc is null)
+            {
+                Report($"CUDA kernels off: NVRTC not found (tried {s_nvrtcTried}); stock operations are used");
+                return null;
+            }
+
+            return new CudaKernels(ordinal, context, sms, major, minor, s_nvrtc);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or InvalidOperationException)
+        {
+            Report($"CUDA kernels off: {e.Message}; stock operations are used");
+            return null;
+        }
+    }
+
+    private static void Report(string message)
+    {
+        Status = message;
+        lock (s_lock)
+        {
+            if (!s_logged.Add(message))
+            {
+                return;
+            }
+        }
+
+        Log?.Invoke(message);
+    }
+
+    private static readonly Lazy<string> Source = new(() =>
+    {
+        var assembly = typeof(CudaKernels).Assembly;
+        using var stream = assembly.GetManifestResourceStream("BlockAttention.Attention.Cuda.SegmentAttention.cu")
+            ?? throw new InvalidOperationException("the embedded kernel source SegmentAttention.cu is missing");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    });
+
+    /// <summary>The device address of a tensor's first element (<c>THSTensor_data</c> of TorchSharp's bridge).</summary>
+    public static nint DataPointer(Tensor tensor) => THSTensor_data(tensor.Handle);
+
+    [DllImport("LibTorchSharp")]
+    private static extern nint THSTensor_data(nint handle);
+}

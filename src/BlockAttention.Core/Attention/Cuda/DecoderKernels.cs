@@ -1,0 +1,108 @@
+using static TorchSharp.torch;
+
+namespace BlockAttention.Attention.Cuda;
+
+/// <summary>
+/// Fused steps of a Llama-style decoder layer, one kernel launch each where libtorch needs several
+/// operations (each a host call of ~10 µs, which is what bounds a short forward pass on a fast
+/// GPU): RMSNorm with the residual add folded in, the rotation of the new keys with their append
+/// to the request's cache, and SiLU(gate)·up. Same rounding steps as the stock operations.
+/// </summary>
+internal sealed unsafe class DecoderKernels
+{
+    private const int NormThreads = 256;
+    private readonly CudaKernels _kernels;
+    private readonly CudaKernels.KernelFunctions _functions;
+    private readonly Tensor _inverseFrequencies;
+
+    public DecoderKernels(CudaKernels kernels, Tensor inverseFrequencies, ScalarType dtype, int headDim)
+    {
+        _kernels = kernels;
+        _inverseFrequencies = inverseFrequencies;
+        DType = dtype;
+        HeadDim = headDim;
+        _functions = kernels.Functions(dtype, headDim, 64);
+    }
+
+    public ScalarType DType { get; }
+
+    public int HeadDim { get; }
+
+    /// <summary>
+    /// <paramref name="output"/> = RMSNorm(x) · weight, rows of <paramref name="x"/> <c>[n, hidden]</c>.
+    /// With <paramref name="delta"/>, x first becomes x + delta, in place.
+    /// </summary>
+    public void RmsNorm(Tensor x, Tensor? delta, Tensor weight, Tensor output, double eps)
+    {
+        Require(x, 2);
+        Require(output, 2);
+        Require(weight, 1);
+        if (delta is not null)
+        {
+            Require(delta, 2);
+        }
+
+        int hidden = (int)x.shape[1];
+        nint input = CudaKernels.DataPointer(x);
+        nint add = delta is null ? 0 : CudaKernels.DataPointer(delta);
+        nint residual = delta is null ? 0 : input;
+        nint w = CudaKernels.DataPointer(weight);
+        nint o = CudaKernels.DataPointer(output);
+        float epsilon = (float)eps;
+        void** args = stackalloc void*[] { &input, &add, &residual, &w, &o, &hidden, &epsilon };
+        Launch(_functions.RmsNorm, (uint)x.shape[0], 1, NormThreads, args, "rms_norm");
+    }
+
+    /// <summary>
+    /// Rotates the keys of <paramref name="qkv"/> <c>[n, heads + 2 kvHeads, headDim]</c> for
+    /// positions <paramref name="position"/>.. and writes keys and values into
+    /// <paramref name="cache"/>'s layer <paramref name="layer"/> at its own positions from <c>cache.Length</c>.
+    /// </summary>
+    public void RotateAppend(Tensor qkv, int heads, int kvHeads, KvCache cache, int layer, int position)
+    {
+        Require(qkv, 3);
+        int n = (int)qkv.shape[0];
+        if (cache.Length + (long)n > cache.Capacity)
+        {
+            throw new InvalidOperationException($"the KV cache holds {cache.Capacity} positions; {cache.Length} are used and {n} more were written");
+        }
+
+        var keys = cache.AllKeys;
+        nint q = CudaKernels.DataPointer(qkv);
+        nint k = CudaKernels.DataPointer(keys);
+        nint v = CudaKernels.DataPointer(cache.AllValues);
+        long layerOffset = layer * keys.stride(0), headStride = keys.stride(1);
+        int own = cache.Length, h = heads, kv = kvHeads, p = position;
+        nint f = CudaKernels.DataPointer(_inverseFrequencies);
+        void** args = stackalloc void*[] { &q, &h, &kv, &k, &v, &layerOffset, &headStride, &own, &p, &f };
+        Launch(_functions.RotateAppend, (uint)n, (uint)kvHeads, (uint)(HeadDim / 2), args, "rotate_append");
+    }
+
+    /// <summary><paramref name="output"/> <c>[n, intermediate]</c> = SiLU(gate) · up of <paramref name="gateUp"/> <c>[n, 2 intermediate]</c>.</summary>
+    public void SiluMul(Tensor gateUp, Tensor output)
+    {
+        Require(gateUp, 2);
+        Require(output, 2);
+        int intermediate = (int)output.shape[1];
+        long total = output.NumberOfElements;
+        nint g = CudaKernels.DataPointer(gateUp);
+        nint o = CudaKernels.DataPointer(output);
+        void** args = stackalloc void*[] { &g, &o, &intermediate, &total };
+        uint blocks = (uint)Math.Min((total + 255) / 256, 4L * _kernels.Multiprocessors * 8);
+        Launch(_functions.SiluMul, blocks, 1, 256, args, "silu_mul");
+    }
+
+    private void Launch(nint function, uint gridX, uint gridY, uint threads, void** args, string name)
+    {
+        _kernels.EnsureContext();
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(function, gridX, gridY, 1, threads, 1, 1, 0, 0, args, null), $"cuLaunchKernel({name})");
+    }
+
+    private void Require(Tensor tensor, int dimensions)
+    {
+        if (tensor.dtype != DType || tensor.ndim != dimensions || !tensor.is_contiguous())
+        {
+            throw new ArgumentException($"expected a contiguous {DType} tensor of {dimensions} dimensions; got {tensor.dtype} [{string.Join(", ", tensor.shape)}]");
+        }
+    }
+}
