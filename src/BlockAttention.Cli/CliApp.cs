@@ -1,5 +1,6 @@
 using System.Text;
 using BlockAttention.Cli.Bench;
+using BlockAttention.Cli.Eval;
 using BlockAttention.Cli.Generate;
 using BlockAttention.Cli.Prepare;
 using BlockAttention.Cli.Tokenize;
@@ -24,6 +25,7 @@ internal static class CliApp
         BenchCommand.Verb,
         PrepareCommand.Verb,
         TrainCommand.Verb,
+        EvalCommand.Verb,
     ];
 
     /// <summary>The text printed for <c>blockattn --help</c> and after a usage mistake.</summary>
