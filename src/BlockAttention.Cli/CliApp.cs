@@ -2,7 +2,9 @@ using System.Text;
 using BlockAttention.Cli.Bench;
 using BlockAttention.Cli.Eval;
 using BlockAttention.Cli.Generate;
+using BlockAttention.Cli.Prepare;
 using BlockAttention.Cli.Tokenize;
+using BlockAttention.Cli.Train;
 using BlockAttention.Cli.Verify;
 using BlockAttention.Runtime;
 
@@ -21,6 +23,8 @@ internal static class CliApp
         GenerateCommand.Verb,
         TokenizeCommand.Verb,
         BenchCommand.Verb,
+        PrepareCommand.Verb,
+        TrainCommand.Verb,
         EvalCommand.Verb,
     ];
 

@@ -1,3 +1,4 @@
 using System.Runtime.CompilerServices;
 
 [assembly: InternalsVisibleTo("BlockAttention.Tests")]
+[assembly: InternalsVisibleTo("BlockAttention.Training")]
