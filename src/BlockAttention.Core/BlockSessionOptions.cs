@@ -10,11 +10,15 @@ public sealed record BlockSessionOptions
     public int IdleCaches { get; init; } = 2;
 
     /// <summary>
-    /// The most requests the session runs at once; their decode steps, and the chunks of their
-    /// final blocks, share one forward pass of the model, and each request still gets exactly the
-    /// tokens it would get alone. Later requests wait, first come first served. 1 runs one request
-    /// at a time. Default 16: on a 2-core CPU with SmolLM2-135M, throughput grows little beyond
-    /// that while each request's time per token keeps growing.
+    /// The most requests the session runs at once; later requests wait, first come first served.
+    /// Above 1, their decode steps and the chunks of their final blocks share one forward pass of the
+    /// model (one that implements <see cref="Models.IBatchForward"/>), and a request's tokens never
+    /// depend on what runs beside it: it gets exactly the tokens it gets alone in this session.
+    /// 1 runs one request at a time, each step through the model's plain forward pass: the lowest
+    /// latency for a lone request. Batched matrix products are computed so that no row depends on
+    /// the others (whole CPU GEMM tiles), which costs a request running alone more time per token
+    /// than the plain pass, and differs from it in the last bits of the logits (so, at an exact
+    /// near-tie of two tokens, in a greedy choice). Default 16.
     /// </summary>
     public int MaxBatchSize { get; init; } = 16;
 

@@ -57,23 +57,24 @@ internal sealed class LlamaDecoderLayer : IDisposable
     /// the weight products over all rows at once (<see cref="RowTiles"/>, so that no row depends on
     /// the others), attention per sequence against its own cache.
     /// </summary>
-    public Tensor ForwardBatch(Tensor x, int layerIndex, IReadOnlyList<BatchPart> parts)
+    public Tensor ForwardBatch(Tensor x, int layerIndex, RotaryAngles angles, IReadOnlyList<BatchPart> parts)
     {
         using var scope = NewDisposeScope();
         long n = x.shape[0];
         int heads = _shape.Heads, kvHeads = _shape.KvHeads;
         var normed = RmsNorm.Apply(x, InputNorm, _shape.RmsNormEps);
         var qkv = RowTiles.Linear(normed, Qkv).view(n, heads + 2 * kvHeads, _shape.HeadDim);
+        // Every row's queries and keys rotated at once, each row by its own position (elementwise: the same bits as alone).
+        var queriesAndKeys = angles.Apply(qkv.narrow(1, 0, heads + kvHeads));
         var attended = empty([n, heads * _shape.HeadDim], qkv.dtype, qkv.device);
         foreach (var part in parts)
         {
             using var partScope = NewDisposeScope();
-            var rows = qkv.narrow(0, part.Row, part.Count);
-            var queriesAndKeys = part.Angles.Apply(rows.narrow(1, 0, heads + kvHeads));
-            var k = queriesAndKeys.narrow(1, heads, kvHeads).transpose(0, 1);
-            var v = rows.narrow(1, heads + kvHeads, kvHeads).transpose(0, 1);
+            var rotated = queriesAndKeys.narrow(0, part.Row, part.Count);
+            var k = rotated.narrow(1, heads, kvHeads).transpose(0, 1);
+            var v = qkv.narrow(0, part.Row, part.Count).narrow(1, heads + kvHeads, kvHeads).transpose(0, 1);
             var (keys, values) = part.Cache.Append(layerIndex, k, v);
-            var output = part.Plan.Attend(queriesAndKeys.narrow(1, 0, heads), keys, values);
+            var output = part.Plan.Attend(rotated.narrow(1, 0, heads), keys, values);
             attended.narrow(0, part.Row, part.Count).copy_(output);
         }
 
@@ -138,5 +139,5 @@ internal sealed class LlamaDecoderLayer : IDisposable
     }
 }
 
-/// <summary>One sequence's rows in a batched layer call: where they lie, its cache, its rotation and its attention plan.</summary>
-internal sealed record BatchPart(int Row, int Count, KvCache Cache, RotaryAngles Angles, AttentionPlan Plan);
+/// <summary>One sequence's rows in a batched layer call: where they lie, its cache and its attention plan.</summary>
+internal sealed record BatchPart(int Row, int Count, KvCache Cache, AttentionPlan Plan);

@@ -62,6 +62,7 @@ public sealed partial class LlamaModel : IBatchForward
         using var inference = inference_mode();
         using var scope = NewDisposeScope();
         var ids = new int[rows];
+        var positions = new long[rows];
         var parts = new List<BatchPart>(steps.Count);
         var keptRows = new List<long>(kept);
         int row = 0;
@@ -70,11 +71,15 @@ public sealed partial class LlamaModel : IBatchForward
             var step = steps[i];
             int count = step.Tokens.Length;
             step.Tokens.Span.CopyTo(ids.AsSpan(row));
-            // Each sequence's own rotation and attention plan, exactly as a call with it alone makes them.
-            var angles = Rotary.Angles(starts[i], count, Info.Device, Info.DType);
+            for (int r = 0; r < count; r++)
+            {
+                positions[row + r] = starts[i] + r;
+            }
+
+            // Each sequence's own attention plan, exactly as a call with it alone makes it.
             var plan = AttentionPlan.Create(_shape, starts[i], count, null, Info.DType, Info.Device, _matmulAttention, AttentionScoreBudget);
             RecordMask(plan.MaskElements);
-            parts.Add(new BatchPart(row, count, step.Cache, angles, plan));
+            parts.Add(new BatchPart(row, count, step.Cache, plan));
             for (int r = count - step.LogitsToKeep; r < count; r++)
             {
                 keptRows.Add(row + r);
@@ -85,10 +90,14 @@ public sealed partial class LlamaModel : IBatchForward
 
         try
         {
+            // Every row's rotation gathered from the same table a lone call slices: the same values.
+            using var table = Rotary.Angles(0, positions.Max() + 1, Info.Device, Info.DType);
+            using var rowPositions = tensor(positions, ScalarType.Int64, Info.Device);
+            using var angles = new RotaryAngles(table.Cos.index_select(0, rowPositions), table.SignedSin.index_select(0, rowPositions));
             var x = _embedding.index_select(0, TokenTensor(ids));
             for (int i = 0; i < _layers.Length; i++)
             {
-                var next = _layers[i].ForwardBatch(x, i, parts);
+                var next = _layers[i].ForwardBatch(x, i, angles, parts);
                 x.Dispose();
                 x = next;
             }
@@ -111,7 +120,6 @@ public sealed partial class LlamaModel : IBatchForward
         {
             foreach (var part in parts)
             {
-                part.Angles.Dispose();
                 part.Plan.Dispose();
             }
         }

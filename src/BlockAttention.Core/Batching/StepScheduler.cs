@@ -290,7 +290,8 @@ internal sealed class StepScheduler : IDisposable
         var batched = new List<int>();
         for (int i = 0; i < batch.Count; i++)
         {
-            if (_model is IBatchForward batching && batching.CanBatch(batch[i].Cache))
+            // With a batch size of one nothing is batched: each step is the model's plain forward pass.
+            if (_maxBatchSize > 1 && _model is IBatchForward batching && batching.CanBatch(batch[i].Cache))
             {
                 batched.Add(i);
             }
