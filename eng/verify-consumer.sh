@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks what a consumer of our packages gets, end to end, on this machine:
 #
-#   1. packs BlockAttention.Core, BlockAttention.Llama and BlockAttention.Extensions.AI (Release
-#      build of this tree) into a temporary local feed, under a version unique to this run
-#      (0.1.0-ci.<time>.<pid>), and checks that each has a symbol package and a README whose links
+#   1. packs BlockAttention.Core, BlockAttention.Llama, BlockAttention.Extensions.AI and
+#      BlockAttention.AspNetCore (Release build of this tree) into a temporary local feed, under a
+#      version unique to this run (0.1.0-ci.<time>.<pid>), and checks that each has a symbol package and a README whose links
 #      work outside the repository;
 #   2. creates a fresh `dotnet new console` app in a temporary folder, with a nuget.config of that
 #      feed plus nuget.org, adds BlockAttention.Llama and libtorch-cpu-linux-x64, pins
@@ -90,14 +90,15 @@ global=$(dotnet nuget locals global-packages --list | sed -E 's/^global-packages
 feed="$work/feed"
 # The CLI's build includes the libraries'.
 step build dotnet build "$repo/src/BlockAttention.Cli/BlockAttention.Cli.csproj" -c Release
-step build-extensions dotnet build "$repo/src/BlockAttention.Extensions.AI/BlockAttention.Extensions.AI.csproj" -c Release
-for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI BlockAttention.Cli; do
+# BlockAttention.AspNetCore's build includes BlockAttention.Extensions.AI's.
+step build-aspnetcore dotnet build "$repo/src/BlockAttention.AspNetCore/BlockAttention.AspNetCore.csproj" -c Release
+for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI BlockAttention.AspNetCore BlockAttention.Cli; do
   step "pack-$project" dotnet pack "$repo/src/$project/$project.csproj" -c Release --no-build \
     -o "$feed" -p:Version="$version" -p:NuspecOutputPath="$work/nuspec/$project/"
 done
 
 # Every package comes with its symbols and a README whose links work outside this repository.
-for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI; do
+for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI BlockAttention.AspNetCore; do
   [ -f "$feed/$project.$version.snupkg" ] || fail "no symbol package $project.$version.snupkg"
   readme=$(unzip -p "$feed/$project.$version.nupkg" README.md) || fail "$project has no README.md"
   relative=$(echo "$readme" | grep -oE '\]\([^)#][^)]*\)' | grep -vE '^\]\(https?://' || true)

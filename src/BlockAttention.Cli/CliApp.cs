@@ -1,5 +1,6 @@
 using System.Text;
 using BlockAttention.Cli.Bench;
+using BlockAttention.Cli.Eval;
 using BlockAttention.Cli.Generate;
 using BlockAttention.Cli.Tokenize;
 using BlockAttention.Cli.Verify;
@@ -20,6 +21,7 @@ internal static class CliApp
         GenerateCommand.Verb,
         TokenizeCommand.Verb,
         BenchCommand.Verb,
+        EvalCommand.Verb,
     ];
 
     /// <summary>The text printed for <c>blockattn --help</c> and after a usage mistake.</summary>
