@@ -282,10 +282,10 @@ internal sealed record ConcurrentResult
 /// </summary>
 internal sealed record ConcurrencyResult
 {
-    /// <summary>The most requests the client keeps in flight.</summary>
-    public int Concurrency { get; init; }
+    /// <summary>The most requests the client keeps in flight (none on <see cref="Serial"/>).</summary>
+    public int? Concurrency { get; init; }
 
-    public int Requests { get; init; }
+    public int? Requests { get; init; }
 
     /// <summary>Output tokens of all requests over the time from the first send to the last token.</summary>
     public required double OutputTokensPerSecond { get; init; }
