@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
 using BlockAttention.Attention;
+using BlockAttention.Batching;
 using BlockAttention.Caching;
 using BlockAttention.Diagnostics;
 using BlockAttention.Generation;
@@ -27,11 +28,14 @@ namespace BlockAttention;
 /// </para>
 /// <para>
 /// Concurrency: one session and one model serve any number of concurrent requests, and each
-/// request gets the same result as it would alone. Tokenization, store lookups and bookkeeping run
-/// in parallel; every use of the model (encoding a block, assembly and the final block, each decode
-/// step) is serialised by a gate, so requests interleave step by step and the device is never
-/// oversubscribed. Two requests missing the same block at the same time may both encode it; the
-/// store keeps one.
+/// request gets the same result as it would alone. Up to <see cref="BlockSessionOptions.MaxBatchSize"/>
+/// requests run at once, later ones wait in arrival order. Their decode steps, and the chunks of
+/// their final blocks, are batched: one forward pass computes a new token for every decoding
+/// request, each attending to its own KV cache (on models that implement
+/// <see cref="IBatchForward"/>; others take the steps one by one). Tokenization, store lookups and
+/// bookkeeping run in parallel; other uses of the model (encoding a block, assembly, a full-attention
+/// prompt) take turns with the batches through a gate, so the device is never oversubscribed. Two
+/// requests missing the same block at the same time may both encode it; the store keeps one.
 /// </para>
 /// </remarks>
 public sealed partial class BlockSession : IDisposable
@@ -40,6 +44,8 @@ public sealed partial class BlockSession : IDisposable
     private readonly IKvBlockStore? _store;
     private readonly SemaphoreSlim _modelGate = new(1, 1);
     private readonly KvCachePool _caches;
+    private readonly StepScheduler _scheduler;
+    private readonly AdmissionQueue _admission;
     private readonly ILogger _logger;
     private readonly SessionTelemetry _telemetry;
     private volatile bool _disposed;
@@ -59,10 +65,20 @@ public sealed partial class BlockSession : IDisposable
         _model = model ?? throw new ArgumentNullException(nameof(model));
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(options.IdleCaches, "IdleCaches");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxBatchSize, "MaxBatchSize");
+        ArgumentOutOfRangeException.ThrowIfNegative(options.MaxQueuedRequests, "MaxQueuedRequests");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.PrefillChunkTokens, "PrefillChunkTokens");
+        if (options.MaxCacheBytes is long maxCacheBytes)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxCacheBytes, "MaxCacheBytes");
+        }
+
         _store = store;
-        _caches = new KvCachePool(model, options.IdleCaches);
+        _caches = new KvCachePool(model, options.IdleCaches, options.MaxCacheBytes);
+        _admission = new AdmissionQueue(options.MaxBatchSize, options.MaxQueuedRequests);
         _logger = options.LoggerFactory?.CreateLogger<BlockSession>() ?? (ILogger)NullLogger.Instance;
-        _telemetry = new SessionTelemetry(options.MeterFactory, store);
+        _telemetry = new SessionTelemetry(options.MeterFactory, store, new SessionLoad(() => _admission.Active, () => _admission.Queued, () => _caches.RentedBytes));
+        _scheduler = new StepScheduler(model, _modelGate, options.MaxBatchSize, options.PrefillChunkTokens, _telemetry.RecordBatch);
     }
 
     /// <summary>The model this session runs.</summary>
@@ -78,6 +94,9 @@ public sealed partial class BlockSession : IDisposable
     /// causal: a row never looks at a later position). Settable for tests.
     /// </summary>
     internal long OnePassMaskElements { get; set; } = 1L << 24;
+
+    /// <summary>Requests waiting for a place among the running ones (for tests).</summary>
+    internal int QueuedRequests => _admission.Queued;
 
     /// <summary>Generates a completion of <paramref name="prompt"/>.</summary>
     /// <exception cref="ArgumentException">
@@ -137,10 +156,16 @@ public sealed partial class BlockSession : IDisposable
         // Where the model reads cached blocks in place, the request's cache holds only its own
         // positions (the final block and the generated tokens); the blocks are its prefix.
         int ownCapacity = ReadsBlocksInPlace(options) ? capacity - (request.TotalLength - request.FinalBlock.Length) : Math.Max(capacity, request.TotalLength);
-        var cache = _caches.Rent(ownCapacity);
+        // A place among the requests running at once, then cache memory: each waits its turn.
+        await _admission.EnterAsync(cancellationToken).ConfigureAwait(false);
+        KvCache? cache = null;
+        var member = new StepMember();
+        Task<StepOutcome>? pending = null;
+        StepEntry? pendingEntry = null;
         try
         {
-            var prefill = await Logged(PrefillAsync(request, options, cache, sampler.Next, timings, span, cancellationToken)).ConfigureAwait(false);
+            cache = await _caches.RentAsync(ownCapacity, cancellationToken).ConfigureAwait(false);
+            var prefill = await Logged(PrefillAsync(request, options, cache, sampler.Next, member, timings, span, cancellationToken)).ConfigureAwait(false);
             var timeToFirstToken = clock.Elapsed;
             span?.SetTag("blockattention.reused_blocks", prefill.ReusedBlocks);
             span?.SetTag("blockattention.encoded_blocks", prefill.EncodedBlocks);
@@ -169,6 +194,18 @@ public sealed partial class BlockSession : IDisposable
                     break;
                 }
 
+                // The cache holds the prompt and every generated token but the last; at capacity
+                // either MaxNewTokens is reached or the model has no position left. With cached
+                // blocks read in place, the prompt's passages are the cache's prefix.
+                bool more = tokens.Count < options.MaxNewTokens && cache.PrefixLength + cache.Length < capacity;
+                if (more)
+                {
+                    // The next step joins the batch before this token reaches the caller: a slow
+                    // reader does not hold the other requests' steps back.
+                    pendingEntry = _scheduler.Submit(new[] { next }, cache, sampler.Next, member, cancellationToken);
+                    pending = pendingEntry.Task;
+                }
+
                 int safe = stops.SafeLength(text);
                 if (safe > emitted)
                 {
@@ -180,18 +217,20 @@ public sealed partial class BlockSession : IDisposable
                     yield return new GenerationChunk("", next);
                 }
 
-                // The cache holds the prompt and every generated token but the last; at capacity
-                // either MaxNewTokens is reached or the model has no position left. With cached
-                // blocks read in place, the prompt's passages are the cache's prefix.
-                if (tokens.Count >= options.MaxNewTokens || cache.PrefixLength + cache.Length >= capacity)
+                if (!more)
                 {
                     finish = FinishReason.Length;
                     break;
                 }
 
-                next = await Logged(DecodeStepAsync(next, cache, sampler, timings, cancellationToken)).ConfigureAwait(false);
+                var step = await Logged(pending!).ConfigureAwait(false);
+                pending = null;
+                cancellationToken.ThrowIfCancellationRequested(); // cancelled while its step ran
+                timings.Decode += step.Compute;
+                next = step.Token;
             }
 
+            _scheduler.Leave(member);
             if (finish != FinishReason.StopString && stops.AppendAndCut(text, decoder?.Flush()))
             {
                 finish = FinishReason.StopString;
@@ -220,7 +259,19 @@ public sealed partial class BlockSession : IDisposable
         }
         finally
         {
-            _caches.Return(cache);
+            _scheduler.Leave(member);
+            if (pending is not null && !pendingEntry!.TryCancel())
+            {
+                // The step is in a forward pass, writing into the cache: let it end before the cache is reused.
+                await pending.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+            }
+
+            if (cache is not null)
+            {
+                _caches.Return(cache);
+            }
+
+            _admission.Exit();
         }
     }
 
@@ -331,6 +382,7 @@ public sealed partial class BlockSession : IDisposable
     public void Dispose()
     {
         _disposed = true;
+        _scheduler.Dispose();
         _caches.Dispose();
         _telemetry.Dispose();
     }
@@ -351,16 +403,16 @@ public sealed partial class BlockSession : IDisposable
             using var cpu = row.to(ScalarType.Float32, CPU);
             logits = cpu.data<float>().ToArray();
             return 0;
-        }, new TimingsBuilder(), null, cancellationToken).ConfigureAwait(false);
+        }, null, new TimingsBuilder(), null, cancellationToken).ConfigureAwait(false);
         return logits!;
     }
 
     private async Task<PrefillOutcome> PrefillAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick,
-        TimingsBuilder timings, Activity? span, CancellationToken cancellationToken)
+        StepMember? member, TimingsBuilder timings, Activity? span, CancellationToken cancellationToken)
     {
         if (options.Mode == AttentionMode.Block)
         {
-            return await PrefillBlocksAsync(request, options, cache, pick, timings, span, cancellationToken).ConfigureAwait(false);
+            return await PrefillBlocksAsync(request, options, cache, pick, member, timings, span, cancellationToken).ConfigureAwait(false);
         }
 
         return await OnModelAsync(() =>
@@ -402,7 +454,7 @@ public sealed partial class BlockSession : IDisposable
     }
 
     private async Task<PrefillOutcome> PrefillBlocksAsync(TokenizedPrompt request, GenerationOptions options, KvCache cache, Func<Tensor, int> pick,
-        TimingsBuilder timings, Activity? span, CancellationToken cancellationToken)
+        StepMember? member, TimingsBuilder timings, Activity? span, CancellationToken cancellationToken)
     {
         var blocks = new List<KvBlock>(request.LocalBlocks.Count);
         var reports = new List<BlockReport>(request.LocalBlocks.Count + 1);
@@ -459,7 +511,7 @@ public sealed partial class BlockSession : IDisposable
             }
 
             reports.Add(new BlockReport(request.LocalBlocks.Count, request.FinalBlock.Length, BlockOutcome.Final));
-            return await OnModelAsync(() =>
+            await OnModelAsync(() =>
             {
                 var clock = Stopwatch.StartNew();
                 using (SessionTelemetry.StartSpan(BlockAttentionDiagnostics.AssembleActivity, span))
@@ -475,14 +527,14 @@ public sealed partial class BlockSession : IDisposable
                 }
 
                 timings.Assembly = clock.Elapsed;
-                clock.Restart();
-                using var finalSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.FinalBlockActivity, span);
-                using var logits = _model.Forward(request.FinalBlock, cache, 1)!;
-                using var last = logits[0];
-                int first = pick(last);
-                timings.FinalBlock = clock.Elapsed;
-                return new PrefillOutcome(first, computed, reused, encoded, reports);
+                return 0;
             }, cancellationToken).ConfigureAwait(false);
+
+            // The final block joins the batch of decoding requests (in chunks when it is long).
+            using var finalSpan = SessionTelemetry.StartSpan(BlockAttentionDiagnostics.FinalBlockActivity, span);
+            var final = await _scheduler.PrefillAsync(request.FinalBlock, cache, pick, member, cancellationToken).ConfigureAwait(false);
+            timings.FinalBlock = final.Compute;
+            return new PrefillOutcome(final.Token, computed, reused, encoded, reports);
         }
         finally
         {
@@ -560,17 +612,6 @@ public sealed partial class BlockSession : IDisposable
             throw;
         }
     }
-
-    private Task<int> DecodeStepAsync(int token, KvCache cache, TokenSampler sampler, TimingsBuilder timings, CancellationToken cancellationToken) =>
-        OnModelAsync(() =>
-        {
-            long started = Stopwatch.GetTimestamp();
-            using var logits = _model.Forward([token], cache, 1)!;
-            using var last = logits[0];
-            int next = sampler.Next(last);
-            timings.Decode += Stopwatch.GetElapsedTime(started);
-            return next;
-        }, cancellationToken);
 
     /// <summary>
     /// Runs <paramref name="work"/> (synchronous tensor code) while holding the model gate. Keeping

@@ -10,6 +10,39 @@ public sealed record BlockSessionOptions
     public int IdleCaches { get; init; } = 2;
 
     /// <summary>
+    /// The most requests the session runs at once; later requests wait, first come first served.
+    /// Above 1, their decode steps and the chunks of their final blocks share one forward pass of the
+    /// model (one that implements <see cref="Models.IBatchForward"/>), and a request's tokens never
+    /// depend on what runs beside it: it gets exactly the tokens it gets alone in this session.
+    /// 1 runs one request at a time, each step through the model's plain forward pass: the lowest
+    /// latency for a lone request. Batched matrix products are computed so that no row depends on
+    /// the others (whole CPU GEMM tiles), which costs a request running alone more time per token
+    /// than the plain pass, and differs from it in the last bits of the logits (so, at an exact
+    /// near-tie of two tokens, in a greedy choice). Default 16.
+    /// </summary>
+    public int MaxBatchSize { get; init; } = 16;
+
+    /// <summary>
+    /// The most requests that wait for one of the <see cref="MaxBatchSize"/> places; one more fails
+    /// at once with <see cref="SessionBusyException"/>. Default 256.
+    /// </summary>
+    public int MaxQueuedRequests { get; init; } = 256;
+
+    /// <summary>
+    /// The most final-block tokens one forward pass computes: a longer final block joins the batch
+    /// in chunks, so that it never stalls decoding requests for long. Default 128.
+    /// </summary>
+    public int PrefillChunkTokens { get; init; } = 128;
+
+    /// <summary>
+    /// The most bytes of request KV caches (in use and kept idle) the session allocates; a request
+    /// that does not fit waits for earlier ones to finish, and one that could never fit fails with
+    /// <see cref="ArgumentException"/>. Null (the default): no bound. Cached blocks are the store's
+    /// (see <see cref="Caching.MemoryKvBlockStoreOptions.MaxBytes"/>).
+    /// </summary>
+    public long? MaxCacheBytes { get; init; }
+
+    /// <summary>
     /// Where the session logs: store decisions at Debug, store failures at Warning, failed requests at
     /// Error; nothing per token. Null: no logging.
     /// </summary>

@@ -52,6 +52,40 @@ internal sealed class LlamaDecoderLayer : IDisposable
         return h.add_(mlp).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Runs the layer on the rows of several sequences, <paramref name="x"/> <c>[rows, hidden]</c>:
+    /// the weight products over all rows at once (<see cref="RowTiles"/>, so that no row depends on
+    /// the others), attention per sequence against its own cache.
+    /// </summary>
+    public Tensor ForwardBatch(Tensor x, int layerIndex, RotaryAngles angles, IReadOnlyList<BatchPart> parts)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0];
+        int heads = _shape.Heads, kvHeads = _shape.KvHeads;
+        var normed = RmsNorm.Apply(x, InputNorm, _shape.RmsNormEps);
+        var qkv = RowTiles.Linear(normed, Qkv).view(n, heads + 2 * kvHeads, _shape.HeadDim);
+        // Every row's queries and keys rotated at once, each row by its own position (elementwise: the same bits as alone).
+        var queriesAndKeys = angles.Apply(qkv.narrow(1, 0, heads + kvHeads));
+        var attended = empty([n, heads * _shape.HeadDim], qkv.dtype, qkv.device);
+        foreach (var part in parts)
+        {
+            using var partScope = NewDisposeScope();
+            var rotated = queriesAndKeys.narrow(0, part.Row, part.Count);
+            var k = rotated.narrow(1, heads, kvHeads).transpose(0, 1);
+            var v = qkv.narrow(0, part.Row, part.Count).narrow(1, heads + kvHeads, kvHeads).transpose(0, 1);
+            var (keys, values) = part.Cache.Append(layerIndex, k, v);
+            var output = part.Plan.Attend(rotated.narrow(1, 0, heads), keys, values);
+            attended.narrow(0, part.Row, part.Count).copy_(output);
+        }
+
+        var h = x.add(RowTiles.Linear(attended, Output));
+        var normedH = RmsNorm.Apply(h, PostAttentionNorm, _shape.RmsNormEps);
+        long intermediate = Down.shape[1];
+        var gateUp = RowTiles.Linear(normedH, GateUp);
+        var gated = F.silu(gateUp.narrow(1, 0, intermediate)).mul_(gateUp.narrow(1, intermediate, intermediate));
+        return h.add_(RowTiles.Linear(gated, Down)).MoveToOuterDisposeScope();
+    }
+
     private Tensor Attention(Tensor x, int layerIndex, KvCache cache, RotaryAngles angles, AttentionPlan plan)
     {
         long n = x.shape[0];
@@ -104,3 +138,6 @@ internal sealed class LlamaDecoderLayer : IDisposable
         Down.Dispose();
     }
 }
+
+/// <summary>One sequence's rows in a batched layer call: where they lie, its cache and its attention plan.</summary>
+internal sealed record BatchPart(int Row, int Count, KvCache Cache, AttentionPlan Plan);

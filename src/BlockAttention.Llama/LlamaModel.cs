@@ -82,29 +82,78 @@ public sealed partial class LlamaModel : ICausalLanguageModel, IKvPrefixAttentio
     /// <exception cref="ObjectDisposedException">The model was disposed (before the call; a call in flight completes).</exception>
     public Tensor? Forward(ReadOnlySpan<int> tokens, KvCache cache, int logitsToKeep = 1, Tensor? attentionMask = null)
     {
-        lock (_lifetime)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            _forwardsInFlight++;
-        }
-
+        BeginForward();
         try
         {
             return ForwardCore(tokens, cache, logitsToKeep, attentionMask);
         }
         finally
         {
-            lock (_lifetime)
+            EndForward();
+        }
+    }
+
+    /// <summary>Counts a forward call in, unless the model is disposed.</summary>
+    private void BeginForward()
+    {
+        lock (_lifetime)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _forwardsInFlight++;
+        }
+    }
+
+    /// <summary>Counts a forward call out, waking a <see cref="Dispose"/> waiting for the last one.</summary>
+    private void EndForward()
+    {
+        lock (_lifetime)
+        {
+            if (--_forwardsInFlight == 0 && _disposed)
             {
-                if (--_forwardsInFlight == 0 && _disposed)
-                {
-                    Monitor.PulseAll(_lifetime);
-                }
+                Monitor.PulseAll(_lifetime);
             }
         }
     }
 
     private Tensor? ForwardCore(ReadOnlySpan<int> tokens, KvCache cache, int logitsToKeep, Tensor? attentionMask)
+    {
+        int start = ValidateStep(tokens, cache, logitsToKeep, attentionMask);
+        int count = tokens.Length;
+        if (cache.Prefix is not null && s_fusedLayers)
+        {
+            return ForwardInPlace(tokens, cache, logitsToKeep, start);
+        }
+
+        using var inference = inference_mode();
+        using var scope = NewDisposeScope();
+        var ids = TokenTensor(tokens);
+        var x = _embedding.index_select(0, ids);
+        // The forward pass rotates in the model's dtype from float32 angles, as transformers does
+        // (in bf16 a float32 rotation of 32K tokens' queries and keys cost ~20 ms more per prefill).
+        using var angles = Rotary.Angles(start, count, Info.Device, Info.DType);
+        using var segments = cache.Prefix is null ? null : _segmentAttention!.Plan(Segments(cache, count), count, start);
+        using var plan = segments is null ? AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device, _matmulAttention, AttentionScoreBudget) : null;
+        RecordMask(plan?.MaskElements ?? 0);
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            var next = _layers[i].Forward(x, i, cache, angles, plan, segments);
+            x.Dispose(); // keep one layer's residual alive at a time, not all of them
+            x = next;
+        }
+
+        cache.Advance(count);
+        if (logitsToKeep == 0)
+        {
+            return null;
+        }
+
+        var last = x.narrow(0, count - logitsToKeep, logitsToKeep);
+        var logits = F.linear(RmsNorm.Apply(last, _finalNorm, _shape.RmsNormEps), _lmHead);
+        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Checks one sequence's step against its cache and the model; returns the position of its first token.</summary>
+    private int ValidateStep(ReadOnlySpan<int> tokens, KvCache cache, int logitsToKeep, Tensor? attentionMask)
     {
         ArgumentNullException.ThrowIfNull(cache);
         int count = tokens.Length;
@@ -140,37 +189,7 @@ public sealed partial class LlamaModel : ICausalLanguageModel, IKvPrefixAttentio
         }
 
         ValidateTokenIds(tokens);
-        if (cache.Prefix is not null && s_fusedLayers)
-        {
-            return ForwardInPlace(tokens, cache, logitsToKeep, start);
-        }
-
-        using var inference = inference_mode();
-        using var scope = NewDisposeScope();
-        var ids = TokenTensor(tokens);
-        var x = _embedding.index_select(0, ids);
-        // The forward pass rotates in the model's dtype from float32 angles, as transformers does
-        // (in bf16 a float32 rotation of 32K tokens' queries and keys cost ~20 ms more per prefill).
-        using var angles = Rotary.Angles(start, count, Info.Device, Info.DType);
-        using var segments = cache.Prefix is null ? null : _segmentAttention!.Plan(Segments(cache, count), count, start);
-        using var plan = segments is null ? AttentionPlan.Create(_shape, start, count, attentionMask, Info.DType, Info.Device, _matmulAttention, AttentionScoreBudget) : null;
-        RecordMask(plan?.MaskElements ?? 0);
-        for (int i = 0; i < _layers.Length; i++)
-        {
-            var next = _layers[i].Forward(x, i, cache, angles, plan, segments);
-            x.Dispose(); // keep one layer's residual alive at a time, not all of them
-            x = next;
-        }
-
-        cache.Advance(count);
-        if (logitsToKeep == 0)
-        {
-            return null;
-        }
-
-        var last = x.narrow(0, count - logitsToKeep, logitsToKeep);
-        var logits = F.linear(RmsNorm.Apply(last, _finalNorm, _shape.RmsNormEps), _lmHead);
-        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return start;
     }
 
     /// <summary>

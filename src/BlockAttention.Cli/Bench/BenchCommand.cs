@@ -20,6 +20,8 @@ internal static class BenchCommand
                         [--out DIR] [--machine LABEL]
                         [--expect-speedup X] [--expect-reencode-share F] [--expect-block-ttft MS]
                         [--baseline FILE.json]
+                        [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N]
+                        [--expect-batch-speedup X]
 
         Times the first token of full attention against Block-Attention for each prompt length, on a
         preset with random weights (TTFT does not depend on weight values) or a checkpoint folder.
@@ -34,11 +36,22 @@ internal static class BenchCommand
           --soak N: N consecutive block requests at the longest length; checks that neither the
           resident set nor GPU memory grows.
 
+        Many requests at once (--concurrency): for each level C, requests arrive as a Poisson
+        process at --arrival-rate per second (default 20, seeded by --seed) and the client keeps at
+        most C in flight; --requests N per level (default 2C, at least 8). Each request reuses the same
+        passages (a warm store), asks its own question and decodes --decode-tokens tokens. The same
+        arrivals run against a batching session (MaxBatchSize --max-batch, default 16) and against a
+        session that runs one request at a time. Reported per level, for both: output tokens/s, TTFT
+        and time per output token (p50, p95). With --concurrency the length sweep runs only when
+        --lengths is given; the prompt length is the longest of --lengths (default 1024).
+
         Checks, each optional, judged at the longest length and printed PASS/FAIL:
           --expect-speedup X          full TTFT / block TTFT is at least X (e.g. 30)
           --expect-reencode-share F   re-encoding + assembly takes at most F of block TTFT
                                       (0.3 or 30%)
           --expect-block-ttft MS      block TTFT is at most MS milliseconds
+          --expect-batch-speedup X    batched output throughput is at least X times one at a time,
+                                      at the highest --concurrency level
           --baseline FILE.json        full TTFT is no slower than FILE's at every length it lists:
                                       {"rows": [{"L": tokens, "full_ms": ms}, ...]}, e.g. measured
                                       with Hugging Face transformers on the same machine
@@ -54,12 +67,14 @@ internal static class BenchCommand
         [--dtype float32|bfloat16] [--lengths 512,1024,...] [--repeats N] [--out DIR] [--soak N]
         [--expect-speedup X] [--expect-reencode-share F] [--expect-block-ttft MS] [--baseline FILE]
         [--stores [--store-dir DIR] [--redis HOST:PORT]]
+        [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N] [--expect-batch-speedup X]
         """, Help, RunAsync);
 
     private static readonly string[] s_known =
     [
         "preset", "model", "device", "dtype", "lengths", "warmup", "repeats", "decode-tokens", "soak", "seed", "out", "machine",
         "expect-speedup", "expect-reencode-share", "expect-block-ttft", "baseline", "stores", "store-dir", "redis",
+        "concurrency", "arrival-rate", "requests", "max-batch", "expect-batch-speedup",
     ];
 
     public static async Task<int> RunAsync(CommandLine commandLine, TextWriter stdout, TextWriter progress, CancellationToken cancellationToken)
@@ -90,12 +105,13 @@ internal static class BenchCommand
         var device = new Device(options.Device);
         double? loadAtStart = ProcessMemory.LoadAverage();
         var machine = MachineProbe.Describe(device, options.Machine);
-        progress.WriteLine($"bench: {options.ModelName} on {options.Device} ({options.DType}), {machine.Label}; lengths {string.Join(',', options.Lengths)}");
+        progress.WriteLine($"bench: {options.ModelName} on {options.Device} ({options.DType}), {machine.Label}; lengths {string.Join(',', options.Lengths)}" +
+            (options.Concurrency.Count > 0 ? $"; concurrency {string.Join(',', options.Concurrency)} at {options.ConcurrencyLength} tokens" : ""));
 
         var config = options.Preset is not null
             ? LlamaPresets.Get(options.Preset)
             : LlamaConfig.Load(Path.Combine(options.ModelDirectory!, CheckpointFolder.ConfigFileName));
-        int longest = options.Lengths.Max();
+        int longest = Math.Max(options.Lengths.DefaultIfEmpty(0).Max(), options.Concurrency.Count > 0 ? options.ConcurrencyLength : 0);
         if (longest + options.DecodeTokens > config.MaxPositionEmbeddings)
         {
             throw new UsageException($"{longest} tokens plus {options.DecodeTokens} decoded exceed the model's {config.MaxPositionEmbeddings} positions");
@@ -120,9 +136,12 @@ internal static class BenchCommand
         }
 
         SoakResult? soak = options.Soak > 0 ? await runner.SoakAsync(longest, options.Soak).ConfigureAwait(false) : null;
+        var concurrency = options.Concurrency.Count > 0
+            ? await new ConcurrencyRunner(model, options, progress, cancellationToken).RunAsync(options.ConcurrencyLength).ConfigureAwait(false)
+            : null;
         // On a GPU: eight requests at once over the same passages, to show what they hold in memory.
         ConcurrentResult? concurrent = device.type == TorchSharp.DeviceType.CUDA ? await runner.ConcurrentAsync(longest, 8).ConfigureAwait(false) : null;
-        var checks = BenchExpectations.Evaluate(options, rows, soak);
+        var checks = BenchExpectations.Evaluate(options, rows, soak, concurrency);
         var report = new BenchReport
         {
             Machine = machine with { LoadAverage = loadAtStart is double start && ProcessMemory.LoadAverage() is double end ? [start, end] : null },
@@ -143,6 +162,7 @@ internal static class BenchCommand
             Soak = soak,
             CachedBlocks = runner.ReadsBlocksInPlace ? ReportWriter.SegmentTable : "assembly",
             Concurrent = concurrent,
+            ConcurrencyLevels = concurrency,
             Checks = checks,
             TotalSeconds = total.Elapsed.TotalSeconds,
         };
@@ -151,6 +171,11 @@ internal static class BenchCommand
         stdout.WriteLine();
         stdout.WriteLine($"{options.ModelName} on {options.Device} ({report.DType}), {machine.Label}; medians of {options.Repeats} runs after {options.Warmup} warm-up");
         foreach (string line in table)
+        {
+            stdout.WriteLine(line);
+        }
+
+        foreach (string line in ReportWriter.ConcurrencyLines(concurrency))
         {
             stdout.WriteLine(line);
         }
@@ -226,7 +251,9 @@ internal static class BenchCommand
             var other => throw new UsageException($"--dtype must be float32, bfloat16 or float16, got '{other}'"),
         };
 
-        var lengths = commandLine.Optional("lengths") is { } text ? ParseLengths(text) : cuda ? BenchOptions.GpuLengths : BenchOptions.CpuLengths;
+        var concurrencyLevels = commandLine.Optional("concurrency") is { } levels ? ParseConcurrency(levels) : [];
+        IReadOnlyList<int> lengths = commandLine.Optional("lengths") is { } text ? ParseLengths(text)
+            : concurrencyLevels.Count > 0 ? [] : cuda ? BenchOptions.GpuLengths : BenchOptions.CpuLengths;
         return new BenchOptions
         {
             Preset = preset,
@@ -244,6 +271,12 @@ internal static class BenchCommand
             ExpectSpeedup = Positive(commandLine, "expect-speedup"),
             ExpectReencodeShare = Share(commandLine, "expect-reencode-share"),
             ExpectBlockTtftMs = Positive(commandLine, "expect-block-ttft"),
+            Concurrency = concurrencyLevels,
+            ConcurrencyLength = lengths.Count > 0 ? lengths.Max() : 1024,
+            ArrivalRate = Positive(commandLine, "arrival-rate") ?? 20,
+            ConcurrencyRequests = commandLine.Optional("requests") is null ? null : Math.Max(1, NonNegative(commandLine, "requests", 1)),
+            MaxBatchSize = Math.Max(1, NonNegative(commandLine, "max-batch", new BlockSessionOptions().MaxBatchSize)),
+            ExpectBatchSpeedup = Positive(commandLine, "expect-batch-speedup"),
             // Read now: a wrong path should not wait for the end of a long run.
             Baseline = commandLine.Optional("baseline") is { } baseline ? BenchBaseline.Read(baseline) : null,
         };
@@ -293,6 +326,22 @@ internal static class BenchCommand
         }
 
         return lengths.Count > 0 ? lengths : throw new UsageException("--lengths is empty");
+    }
+
+    private static List<int> ParseConcurrency(string text)
+    {
+        var levels = new List<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out int level) || level < 1 || level > 4096)
+            {
+                throw new UsageException($"--concurrency takes comma-separated request counts from 1 to 4096, got '{part}'");
+            }
+
+            levels.Add(level);
+        }
+
+        return levels.Count > 0 ? levels : throw new UsageException("--concurrency is empty");
     }
 
     private static int NonNegative(CommandLine commandLine, string name, int fallback)

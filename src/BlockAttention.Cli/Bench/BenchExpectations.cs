@@ -18,9 +18,16 @@ internal static class BenchExpectations
     /// </summary>
     public const long SoakRssTolerance = 16L << 20;
 
-    public static List<BenchCheck> Evaluate(BenchOptions options, IReadOnlyList<LengthResult> rows, SoakResult? soak)
+    public static List<BenchCheck> Evaluate(BenchOptions options, IReadOnlyList<LengthResult> rows, SoakResult? soak,
+        IReadOnlyList<ConcurrencyResult>? concurrency = null)
     {
         var checks = new List<BenchCheck>();
+        if (concurrency?.MaxBy(c => c.Concurrency) is { Serial: { } serial } highest && options.ExpectBatchSpeedup is double batchSpeedup)
+        {
+            checks.Add(new BenchCheck($"batched / one-at-a-time output throughput at concurrency {highest.Concurrency}", highest.ThroughputRatio >= batchSpeedup,
+                Invariant($"{highest.OutputTokensPerSecond:F1} / {serial.OutputTokensPerSecond:F1} tokens/s = {highest.ThroughputRatio:F2}x (expected >= {batchSpeedup}x)")));
+        }
+
         var longest = rows.MaxBy(r => r.Tokens);
         if (longest is not null && options.ExpectSpeedup is double speedup)
         {

@@ -51,6 +51,24 @@ internal sealed record BenchOptions
     /// <summary><c>--expect-block-ttft</c>: the most milliseconds block TTFT may take at the longest length.</summary>
     public double? ExpectBlockTtftMs { get; init; }
 
+    /// <summary><c>--concurrency</c>: the client concurrency levels of the many-requests measurement; empty: none.</summary>
+    public IReadOnlyList<int> Concurrency { get; init; } = [];
+
+    /// <summary>The prompt length of the many-requests measurement: the longest of <c>--lengths</c>, 1024 without it.</summary>
+    public int ConcurrencyLength { get; init; } = 1024;
+
+    /// <summary><c>--arrival-rate</c>: requests per second of the Poisson arrivals.</summary>
+    public double ArrivalRate { get; init; } = 20;
+
+    /// <summary><c>--requests</c>: requests per concurrency level; null: twice the level, at least 8.</summary>
+    public int? ConcurrencyRequests { get; init; }
+
+    /// <summary><c>--max-batch</c>: the batching session's <see cref="BlockSessionOptions.MaxBatchSize"/>.</summary>
+    public int MaxBatchSize { get; init; } = new BlockSessionOptions().MaxBatchSize;
+
+    /// <summary><c>--expect-batch-speedup</c>: the least batched / one-at-a-time throughput at the highest concurrency level.</summary>
+    public double? ExpectBatchSpeedup { get; init; }
+
     /// <summary>The name used in reports and file names.</summary>
     public string ModelName => Preset ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(ModelDirectory!)));
 

@@ -48,6 +48,13 @@ internal sealed record BenchReport
     /// <summary>Concurrent block requests over the same passages, with the device memory they took.</summary>
     public ConcurrentResult? Concurrent { get; init; }
 
+    /// <summary>
+    /// Many requests at once (<c>--concurrency</c>): per level, a batching session and one that runs
+    /// one request at a time, under the same seeded Poisson arrivals.
+    /// </summary>
+    [JsonPropertyName("concurrency")]
+    public IReadOnlyList<ConcurrencyResult>? ConcurrencyLevels { get; init; }
+
     /// <summary>The checks the run was asked for (<c>--expect-*</c>, <c>--baseline</c>, <c>--soak</c>) and their outcome.</summary>
     public IReadOnlyList<BenchCheck> Checks { get; init; } = [];
 
@@ -267,4 +274,42 @@ internal sealed record ConcurrentResult
     public long? GpuAfterBytes { get; init; }
 
     public required double WallMs { get; init; }
+}
+
+/// <summary>
+/// One concurrency level: the batching session's figures, and the same load on a session that runs
+/// one request at a time (<see cref="Serial"/>, which has no level or ratio of its own).
+/// </summary>
+internal sealed record ConcurrencyResult
+{
+    /// <summary>The most requests the client keeps in flight (none on <see cref="Serial"/>).</summary>
+    public int? Concurrency { get; init; }
+
+    public int? Requests { get; init; }
+
+    /// <summary>Output tokens of all requests over the time from the first send to the last token.</summary>
+    public required double OutputTokensPerSecond { get; init; }
+
+    [JsonPropertyName("ttft_p50_ms")]
+    public required double TtftP50Ms { get; init; }
+
+    [JsonPropertyName("ttft_p95_ms")]
+    public required double TtftP95Ms { get; init; }
+
+    /// <summary>Time per output token after the first, per request.</summary>
+    [JsonPropertyName("tpot_p50_ms")]
+    public required double TpotP50Ms { get; init; }
+
+    [JsonPropertyName("tpot_p95_ms")]
+    public required double TpotP95Ms { get; init; }
+
+    public required long OutputTokens { get; init; }
+
+    public required double WallMs { get; init; }
+
+    /// <summary>The same arrivals on a session that runs one request at a time.</summary>
+    public ConcurrencyResult? Serial { get; init; }
+
+    /// <summary>Output throughput batched / one at a time.</summary>
+    public double? ThroughputRatio { get; init; }
 }

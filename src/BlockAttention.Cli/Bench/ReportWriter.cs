@@ -35,6 +35,23 @@ internal static class ReportWriter
         return line.ToString().TrimEnd();
     }
 
+    /// <summary>The many-requests table (markdown, also printed): batched against one at a time per concurrency level.</summary>
+    public static IEnumerable<string> ConcurrencyLines(IReadOnlyList<ConcurrencyResult>? levels)
+    {
+        if (levels is not { Count: > 0 })
+        {
+            yield break;
+        }
+
+        yield return "| concurrency | requests | batched tok/s | one at a time tok/s | ratio | TTFT p50 / p95 ms batched | one at a time | TPOT p50 / p95 ms batched | one at a time |";
+        yield return "|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+        foreach (var level in levels)
+        {
+            var serial = level.Serial!;
+            yield return Invariant($"| {level.Concurrency} | {level.Requests} | {level.OutputTokensPerSecond:F1} | {serial.OutputTokensPerSecond:F1} | {level.ThroughputRatio:F2}x | {level.TtftP50Ms:F0} / {level.TtftP95Ms:F0} | {serial.TtftP50Ms:F0} / {serial.TtftP95Ms:F0} | {level.TpotP50Ms:F1} / {level.TpotP95Ms:F1} | {serial.TpotP50Ms:F1} / {serial.TpotP95Ms:F1} |");
+        }
+    }
+
     public static string Markdown(BenchReport report)
     {
         var md = new StringBuilder();
@@ -106,6 +123,17 @@ internal static class ReportWriter
                 : "GPU memory not read";
             md.AppendLine();
             md.AppendLine(Invariant($"Concurrency: {concurrent.Requests} requests at once over the same {concurrent.Tokens}-token passages (their KV: {Mib(concurrent.PassageKvBytes)} MiB once), each with its own question and {report.DecodeTokens} decoded tokens: {gpu}; {concurrent.WallMs:F0} ms for all."));
+        }
+
+        if (report.ConcurrencyLevels is { Count: > 0 } levels)
+        {
+            md.AppendLine();
+            md.AppendLine("## Many requests at once");
+            md.AppendLine();
+            foreach (string line in ConcurrencyLines(levels))
+            {
+                md.AppendLine(line);
+            }
         }
 
         md.AppendLine();

@@ -39,6 +39,18 @@ public static class BlockAttentionDiagnostics
     /// <summary>Histogram, tokens per second: decode speed after the first token, per request of two tokens or more.</summary>
     public const string DecodeTokensPerSecond = "blockattention.decode.tokens_per_second";
 
+    /// <summary>Histogram, requests: how many requests' steps (decode steps and final-block chunks) one forward pass computed.</summary>
+    public const string BatchSize = "blockattention.batch.size";
+
+    /// <summary>Observable gauge, requests: requests running now (at most <see cref="BlockSessionOptions.MaxBatchSize"/>).</summary>
+    public const string ActiveRequests = "blockattention.requests.active";
+
+    /// <summary>Observable gauge, requests: requests waiting for a place among the running ones (the queue length).</summary>
+    public const string QueuedRequests = "blockattention.requests.queued";
+
+    /// <summary>Observable gauge, bytes: memory of the request KV caches in use.</summary>
+    public const string CacheBytes = "blockattention.cache.bytes";
+
     /// <summary>Observable counter: store lookups that returned a block.</summary>
     public const string StoreHits = "blockattention.store.hits";
 

@@ -19,8 +19,9 @@ internal sealed class SessionTelemetry : IDisposable
     private readonly Counter<long> _blocksReused;
     private readonly Counter<long> _blocksEncoded;
     private readonly Histogram<double> _decodeSpeed;
+    private readonly Histogram<int> _batchSize;
 
-    public SessionTelemetry(IMeterFactory? meterFactory, IKvBlockStore? store)
+    public SessionTelemetry(IMeterFactory? meterFactory, IKvBlockStore? store, SessionLoad? load = null)
     {
         // From a factory (dependency injection) the factory owns the meter; otherwise the session does.
         _ownsMeter = meterFactory is null;
@@ -33,6 +34,15 @@ internal sealed class SessionTelemetry : IDisposable
         _blocksReused = _meter.CreateCounter<long>(BlockAttentionDiagnostics.BlocksReused, "{block}", "Local blocks taken from the store");
         _blocksEncoded = _meter.CreateCounter<long>(BlockAttentionDiagnostics.BlocksEncoded, "{block}", "Local blocks encoded by the model");
         _decodeSpeed = _meter.CreateHistogram<double>(BlockAttentionDiagnostics.DecodeTokensPerSecond, "{token}/s", "Decode speed after the first token");
+        _batchSize = _meter.CreateHistogram<int>(BlockAttentionDiagnostics.BatchSize, "{request}", "Requests whose steps one forward pass computed",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128] });
+        if (load is not null)
+        {
+            _meter.CreateObservableGauge(BlockAttentionDiagnostics.ActiveRequests, load.Active, "{request}", "Requests running now (at most MaxBatchSize)");
+            _meter.CreateObservableGauge(BlockAttentionDiagnostics.QueuedRequests, load.Queued, "{request}", "Requests waiting for a place among the running ones");
+            _meter.CreateObservableGauge(BlockAttentionDiagnostics.CacheBytes, load.CacheBytes, "By", "Memory of the request KV caches in use");
+        }
+
         if (store is not null)
         {
             _meter.CreateObservableCounter(BlockAttentionDiagnostics.StoreHits, () => store.Statistics.Hits, "{lookup}", "Store lookups that returned a block");
@@ -88,6 +98,9 @@ internal sealed class SessionTelemetry : IDisposable
         }
     }
 
+    /// <summary>One batched forward pass of <paramref name="requests"/> requests' steps.</summary>
+    public void RecordBatch(int requests) => _batchSize.Record(requests);
+
     /// <summary>Blocks encoded by a precomputation (blocks it found stored are not counted as reused: no request used them).</summary>
     public void RecordPrecomputed(int encoded)
     {
@@ -106,3 +119,6 @@ internal sealed class SessionTelemetry : IDisposable
         }
     }
 }
+
+/// <summary>How a session's load is observed: requests running, requests waiting, request cache bytes.</summary>
+internal sealed record SessionLoad(Func<int> Active, Func<int> Queued, Func<long> CacheBytes);

@@ -49,6 +49,63 @@ public class BenchCommandTests
         check.Passed.Should().Be(passes, check.Detail);
     }
 
+    [Theory]
+    [InlineData(3.0, true)]
+    [InlineData(3.5, false)]
+    public void Expect_batch_speedup_compares_throughput_at_the_highest_concurrency(double expected, bool passes)
+    {
+        ConcurrencyResult[] levels = [Level(1, batched: 40, serial: 40), Level(8, batched: 120, serial: 40)];
+
+        var check = BenchExpectations.Evaluate(Options() with { ExpectBatchSpeedup = expected }, [], soak: null, levels).Single();
+
+        check.Name.Should().Contain("concurrency 8");
+        check.Passed.Should().Be(passes, check.Detail);
+        check.Detail.Should().Contain("3.00x");
+    }
+
+    [Fact]
+    public void The_concurrency_levels_are_written_with_their_figures_side_by_side()
+    {
+        var report = new { Concurrency = new[] { Level(4, batched: 90, serial: 30) } };
+
+        using var json = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonSerializer.Serialize(report, BenchReport.JsonOptions));
+        var level = json.RootElement.GetProperty("concurrency")[0];
+
+        level.GetProperty("concurrency").GetInt32().Should().Be(4);
+        level.GetProperty("output_tokens_per_second").GetDouble().Should().Be(90);
+        level.GetProperty("throughput_ratio").GetDouble().Should().Be(3);
+        foreach (string key in new[] { "ttft_p50_ms", "ttft_p95_ms", "tpot_p50_ms", "tpot_p95_ms" })
+        {
+            level.GetProperty(key).GetDouble().Should().BePositive(key);
+            level.GetProperty("serial").GetProperty(key).GetDouble().Should().BePositive(key);
+        }
+
+        level.GetProperty("serial").GetProperty("output_tokens_per_second").GetDouble().Should().Be(30);
+    }
+
+    [Fact]
+    public void Poisson_arrivals_are_seeded_and_average_the_rate()
+    {
+        var arrivals = ConcurrencyRunner.Arrivals(20_000, rate: 4, seed: 7);
+
+        arrivals.Should().Equal(ConcurrencyRunner.Arrivals(20_000, rate: 4, seed: 7));
+        arrivals.Should().BeInAscendingOrder();
+        arrivals[0].Should().Be(0);
+        (arrivals[^1] / (arrivals.Length - 1)).Should().BeApproximately(0.25, 0.01, "exponential gaps of mean 1/rate");
+        ConcurrencyRunner.Arrivals(10, 4, seed: 8).Should().NotEqual(ConcurrencyRunner.Arrivals(10, 4, seed: 7));
+    }
+
+    [Fact]
+    public void Percentiles_interpolate_between_ranks()
+    {
+        double[] values = [40, 10, 30, 20, 50];
+
+        ConcurrencyRunner.Percentile(values, 50).Should().Be(30);
+        ConcurrencyRunner.Percentile(values, 95).Should().BeApproximately(48, 1e-9);
+        ConcurrencyRunner.Percentile(values, 0).Should().Be(10);
+        double.IsNaN(ConcurrencyRunner.Percentile([], 50)).Should().BeTrue();
+    }
+
     [Fact]
     public void Without_expectations_nothing_is_checked()
     {
@@ -74,6 +131,10 @@ public class BenchCommandTests
     [InlineData("--expect-reencode-share", "150%", "--expect-reencode-share must lie in (0, 1]")]
     [InlineData("--expect-reencode-share", "a third", "--expect-reencode-share expects a fraction such as 0.3 or 30%")]
     [InlineData("--expect-block-ttft", "-5", "--expect-block-ttft must be positive")]
+    [InlineData("--concurrency", "1,0", "--concurrency takes comma-separated request counts from 1 to 4096, got '0'")]
+    [InlineData("--concurrency", "four", "--concurrency takes comma-separated request counts")]
+    [InlineData("--arrival-rate", "0", "--arrival-rate must be positive")]
+    [InlineData("--expect-batch-speedup", "-1", "--expect-batch-speedup must be positive")]
     public void Bad_expectations_are_exit_2_before_anything_runs(string option, string value, string message)
     {
         var run = CliRun.Of("bench", option, value);
@@ -110,6 +171,21 @@ public class BenchCommandTests
             CliRun.Of(verb, "--help").ExitCode.Should().Be(0, $"'{verb} --help' prints the command's help");
         }
     }
+
+    private static ConcurrencyResult Level(int concurrency, double batched, double serial) => new()
+    {
+        Concurrency = concurrency,
+        Requests = 2 * concurrency,
+        OutputTokensPerSecond = batched,
+        TtftP50Ms = 100,
+        TtftP95Ms = 200,
+        TpotP50Ms = 20,
+        TpotP95Ms = 30,
+        OutputTokens = 64,
+        WallMs = 1000,
+        Serial = new ConcurrencyResult { OutputTokensPerSecond = serial, TtftP50Ms = 300, TtftP95Ms = 900, TpotP50Ms = 25, TpotP95Ms = 26, OutputTokens = 64, WallMs = 3000 },
+        ThroughputRatio = batched / serial,
+    };
 
     private static BenchOptions Options() => new()
     {

@@ -67,7 +67,7 @@ public class DisposalLeakTests
     /// The live tensor count once earlier tests' garbage is finalized and their stores' background
     /// eviction callbacks have run: it must not move during the count for another reason.
     /// </summary>
-    private static long SettledTensorCount()
+    internal static long SettledTensorCount()
     {
         long count = -1;
         for (int attempt = 0; attempt < 20; attempt++)

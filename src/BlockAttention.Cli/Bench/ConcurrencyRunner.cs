@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using BlockAttention.Caching;
+using BlockAttention.Generation;
+using BlockAttention.Models;
+
+namespace BlockAttention.Cli.Bench;
+
+/// <summary>
+/// Many requests at once: for each concurrency level, the same seeded Poisson arrivals over shared
+/// passages (a warm store), each request with its own question, run against a batching session and
+/// against a session that runs one request at a time, side by side.
+/// </summary>
+/// <remarks>
+/// The client keeps at most <c>concurrency</c> requests in flight: a request that arrives while
+/// that many are running is sent when one ends. TTFT runs from sending to the first token; time
+/// per output token from the first token to the last, over the tokens after the first; output
+/// throughput is all requests' tokens over the time from the first send to the last token.
+/// </remarks>
+internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions options, TextWriter progress, CancellationToken cancellationToken)
+{
+    private int _question = 1_000_000; // questions of their own, apart from the length sweep's
+
+    public async Task<IReadOnlyList<ConcurrencyResult>> RunAsync(int length)
+    {
+        var prompt = BenchPrompt.Create(length, model.Info.VocabSize, options.Seed);
+        using var store = new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 40 });
+        var batchedOptions = new BlockSessionOptions { IdleCaches = options.MaxBatchSize, MaxBatchSize = options.MaxBatchSize };
+        var serialOptions = new BlockSessionOptions { IdleCaches = 2, MaxBatchSize = 1 };
+        using var batched = new BlockSession(model, store, batchedOptions);
+        using var serial = new BlockSession(model, store, serialOptions);
+        // Warm: the passages into the store, and each session's caches and code paths.
+        var warm = new GenerationOptions { MaxNewTokens = 4, StopTokenIds = [], StopStrings = [] };
+        await serial.GenerateAsync(prompt.ForRequest(_question++), warm, cancellationToken);
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(options.MaxBatchSize, options.Concurrency.Max()))
+            .Select(_ => batched.GenerateAsync(prompt.ForRequest(Interlocked.Increment(ref _question)), warm, cancellationToken)));
+
+        progress.WriteLine($"concurrency: {length}-token prompts, {options.DecodeTokens} tokens each, Poisson arrivals at {options.ArrivalRate:G3}/s (seed {options.Seed}); batched (MaxBatchSize {options.MaxBatchSize}) against one at a time");
+        var results = new List<ConcurrencyResult>();
+        foreach (int concurrency in options.Concurrency)
+        {
+            int requests = options.ConcurrencyRequests ?? Math.Max(8, 2 * concurrency);
+            var arrivals = Arrivals(requests, options.ArrivalRate, options.Seed + concurrency);
+            int first = _question;
+            var batchedLoad = await LoadAsync(batched, prompt, arrivals, concurrency, first);
+            var serialLoad = await LoadAsync(serial, prompt, arrivals, concurrency, first);
+            _question += requests;
+            var result = batchedLoad with
+            {
+                Concurrency = concurrency,
+                Requests = requests,
+                Serial = serialLoad,
+                ThroughputRatio = batchedLoad.OutputTokensPerSecond / serialLoad.OutputTokensPerSecond,
+            };
+            results.Add(result);
+            progress.WriteLine($"  c={concurrency,3}: {result.OutputTokensPerSecond,7:F1} tok/s (one at a time {serialLoad.OutputTokensPerSecond:F1}, x{result.ThroughputRatio:F2}); " +
+                $"TTFT p50/p95 {result.TtftP50Ms:F0}/{result.TtftP95Ms:F0} ms ({serialLoad.TtftP50Ms:F0}/{serialLoad.TtftP95Ms:F0}); TPOT p50/p95 {result.TpotP50Ms:F1}/{result.TpotP95Ms:F1} ms ({serialLoad.TpotP50Ms:F1}/{serialLoad.TpotP95Ms:F1})");
+        }
+
+        return results;
+    }
+
+    /// <summary>Arrival times (seconds from the start) of a Poisson process: exponential gaps with mean 1/rate.</summary>
+    internal static double[] Arrivals(int count, double rate, int seed)
+    {
+        var random = new Random(seed);
+        var times = new double[count];
+        double t = 0;
+        for (int i = 0; i < count; i++)
+        {
+            times[i] = t;
+            t += -Math.Log(1 - random.NextDouble()) / rate;
+        }
+
+        return times;
+    }
+
+    /// <summary>Percentile <paramref name="p"/> (0..100) by linear interpolation between the closest ranks.</summary>
+    internal static double Percentile(IReadOnlyList<double> values, double p)
+    {
+        if (values.Count == 0)
+        {
+            return double.NaN;
+        }
+
+        var sorted = values.Order().ToArray();
+        double rank = p / 100 * (sorted.Length - 1);
+        int low = (int)Math.Floor(rank);
+        int high = Math.Min(low + 1, sorted.Length - 1);
+        return sorted[low] + (sorted[high] - sorted[low]) * (rank - low);
+    }
+
+    private async Task<ConcurrencyResult> LoadAsync(BlockSession session, BenchPrompt prompt, double[] arrivals, int concurrency, int firstQuestion)
+    {
+        var generation = new GenerationOptions { MaxNewTokens = Math.Max(1, options.DecodeTokens), StopTokenIds = [], StopStrings = [] };
+        using var slots = new SemaphoreSlim(concurrency, concurrency);
+        var ttft = new double[arrivals.Length];
+        var tpot = new List<double>();
+        long tokens = 0;
+        var clock = Stopwatch.StartNew();
+        var tasks = new List<Task>();
+        for (int i = 0; i < arrivals.Length; i++)
+        {
+            var wait = TimeSpan.FromSeconds(arrivals[i]) - clock.Elapsed;
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, cancellationToken);
+            }
+
+            await slots.WaitAsync(cancellationToken);
+            int index = i;
+            var request = prompt.ForRequest(firstQuestion + i);
+            tasks.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    long sent = Stopwatch.GetTimestamp();
+                    long firstToken = 0;
+                    int count = 0;
+                    await foreach (var chunk in session.StreamAsync(request, generation, cancellationToken))
+                    {
+                        if (chunk.TokenId is not null && count++ == 0)
+                        {
+                            firstToken = Stopwatch.GetTimestamp();
+                        }
+                    }
+
+                    long end = Stopwatch.GetTimestamp();
+                    ttft[index] = Stopwatch.GetElapsedTime(sent, firstToken).TotalMilliseconds;
+                    lock (tpot)
+                    {
+                        tokens += count;
+                        if (count > 1)
+                        {
+                            tpot.Add(Stopwatch.GetElapsedTime(firstToken, end).TotalMilliseconds / (count - 1));
+                        }
+                    }
+                }
+                finally
+                {
+                    slots.Release();
+                }
+            }, cancellationToken));
+        }
+
+        await Task.WhenAll(tasks);
+        double seconds = clock.Elapsed.TotalSeconds;
+        return new ConcurrencyResult
+        {
+            OutputTokensPerSecond = tokens / seconds,
+            TtftP50Ms = Percentile(ttft, 50),
+            TtftP95Ms = Percentile(ttft, 95),
+            TpotP50Ms = Percentile(tpot, 50),
+            TpotP95Ms = Percentile(tpot, 95),
+            OutputTokens = tokens,
+            WallMs = seconds * 1000,
+        };
+    }
+}
