@@ -49,7 +49,10 @@ internal static class TestBlocks
     public static bool AllEqual(Tensor tensor, float value)
     {
         using var scope = NewDisposeScope();
-        return tensor.eq(value).all().item<bool>();
+        // An explicit scalar, disposed after the call: an implicit one is a temporary whose finalizer
+        // may free its native value while libtorch still reads it (seen once under parallel tests).
+        using var target = value.ToScalar();
+        return tensor.eq(target).all().item<bool>();
     }
 
     /// <summary>Polls <paramref name="condition"/> until it holds, failing after a timeout; for effects of the cache's background callbacks.</summary>
