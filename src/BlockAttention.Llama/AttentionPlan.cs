@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -100,9 +101,10 @@ internal sealed class AttentionPlan : IDisposable
         // (rows == count) that is prefix + r, the whole mask of the call.
         using var scope = NewDisposeScope();
         var columns = arange(keys, dtype: ScalarType.Int64, device: device).unsqueeze(0);
-        var rowLimits = arange(rows, dtype: ScalarType.Int64, device: device).repeat(shape.Group).add_(keys - rows).unsqueeze(1);
+        using var firstLimit = Scalars.Of((long)keys - rows); // disposed after use, so alive during it (see Scalars)
+        var rowLimits = arange(rows, dtype: ScalarType.Int64, device: device).repeat(shape.Group).add_(firstLimit).unsqueeze(1);
         var mask = zeros([shape.Group * rows, keys], dtype, device)
-            .masked_fill_(columns.gt(rowLimits), float.NegativeInfinity).DetachFromDisposeScope();
+            .masked_fill_(columns.gt(rowLimits), Scalars.NegativeInfinity).DetachFromDisposeScope();
         return new AttentionPlan(shape, mask, foldGroups: true, causal: false, prefix, rows, matmul);
     }
 

@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Llama;
@@ -13,8 +14,9 @@ internal static class RmsNorm
     {
         using var scope = NewDisposeScope();
         var x32 = x.to(ScalarType.Float32);
-        var variance = x32.pow(2).mean([-1], keepdim: true);
-        var normalised = x32.mul(variance.add_(eps).rsqrt_());
+        using var epsilon = Scalars.Of(eps); // disposed after use, so alive during it (see Scalars)
+        var variance = x32.square().mean([-1], keepdim: true);
+        var normalised = x32.mul(variance.add_(epsilon).rsqrt_());
         return weight.mul(normalised.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -84,7 +84,7 @@ public static class BlockAssembler
         var x1 = keys.narrow(last, 0, half);
         var x2 = keys.narrow(last, half, half);
         // x * cos promotes bf16/f16 keys to float32: the arithmetic is float32, rounded once by copy_.
-        destination.narrow(last, 0, half).copy_(x1.mul(cos).addcmul_(x2, sin, -1));
-        destination.narrow(last, half, half).copy_(x2.mul(cos).addcmul_(x1, sin, 1));
+        destination.narrow(last, 0, half).copy_(x1.mul(cos).addcmul_(x2, sin, Runtime.Scalars.MinusOne));
+        destination.narrow(last, half, half).copy_(x2.mul(cos).addcmul_(x1, sin, Runtime.Scalars.One));
     }
 }

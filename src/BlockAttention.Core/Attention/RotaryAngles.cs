@@ -25,7 +25,7 @@ public sealed class RotaryAngles(Tensor cos, Tensor signedSin) : IDisposable
     public Tensor Apply(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var rotated = x.mul(Cos).addcmul_(SwapHalves(x), SignedSin, 1);
+        var rotated = x.mul(Cos).addcmul_(SwapHalves(x), SignedSin, Runtime.Scalars.One);
         return (rotated.dtype == x.dtype ? rotated : rotated.to(x.dtype)).MoveToOuterDisposeScope();
     }
 

@@ -152,8 +152,8 @@ internal sealed class SegmentAttention : IDisposable
 
         if (PoisonPartials)
         {
-            plan.PartialOut.fill_(float.NaN);
-            plan.PartialStats.fill_(float.NaN);
+            plan.PartialOut.fill_(Runtime.Scalars.NaN);
+            plan.PartialStats.fill_(Runtime.Scalars.NaN);
         }
 
         var functions = _kernels.Functions(DType, HeadDim, plan.Rows);

@@ -1,0 +1,32 @@
+using TorchSharp;
+
+namespace BlockAttention.Runtime;
+
+/// <summary>
+/// Scalars for TorchSharp operations that outlive every call they are passed to.
+/// </summary>
+/// <remarks>
+/// A .NET number passed where TorchSharp takes a <see cref="Scalar"/> becomes a temporary native
+/// scalar with a finalizer, and the operation hands libtorch only its raw pointer. Once the pointer
+/// is read the temporary is unreachable, so a garbage collection during the native call may free
+/// it while libtorch reads it (seen as a garbage scalar in a comparison under parallel load). The
+/// constants here are static, hence never collected; a value known only at run time is made with
+/// <see cref="Of(double)"/> and disposed by the caller after the call (<c>using</c>), which keeps
+/// it alive until then.
+/// </remarks>
+internal static class Scalars
+{
+    public static Scalar One { get; } = 1.ToScalar();
+
+    public static Scalar MinusOne { get; } = (-1).ToScalar();
+
+    public static Scalar NegativeInfinity { get; } = float.NegativeInfinity.ToScalar();
+
+    public static Scalar NaN { get; } = float.NaN.ToScalar();
+
+    /// <summary>A scalar the caller disposes once the operation that reads it has returned.</summary>
+    public static Scalar Of(double value) => value.ToScalar();
+
+    /// <summary>A scalar the caller disposes once the operation that reads it has returned.</summary>
+    public static Scalar Of(long value) => value.ToScalar();
+}
