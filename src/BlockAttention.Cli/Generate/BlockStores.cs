@@ -49,16 +49,5 @@ internal static class BlockStores
     }
 
     /// <summary>Disposes a store; a tiered store first finishes writing its new blocks to the slow tier.</summary>
-    public static async ValueTask DisposeAsync(IKvBlockStore? store)
-    {
-        switch (store)
-        {
-            case IAsyncDisposable asyncDisposable:
-                await asyncDisposable.DisposeAsync().ConfigureAwait(false);
-                break;
-            case IDisposable disposable:
-                disposable.Dispose();
-                break;
-        }
-    }
+    public static ValueTask DisposeAsync(IKvBlockStore? store) => StoreDisposal.DisposeAsync(store);
 }

@@ -240,15 +240,7 @@ public sealed class TieredKvBlockStore : IKvBlockStore, IKvBlockEncodingObserver
         }
 
         _memory.Dispose();
-        switch (_slow)
-        {
-            case IAsyncDisposable asyncDisposable:
-                await asyncDisposable.DisposeAsync().ConfigureAwait(false);
-                break;
-            case IDisposable disposable:
-                disposable.Dispose();
-                break;
-        }
+        await StoreDisposal.DisposeAsync(_slow).ConfigureAwait(false);
     }
 
     /// <summary>Finishes the pending writes, then disposes both tiers (blocking; prefer <see cref="DisposeAsync"/>).</summary>
