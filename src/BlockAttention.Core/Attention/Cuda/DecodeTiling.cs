@@ -20,9 +20,10 @@ internal static class DecodeTiling
     /// <summary>
     /// Tiles (global segment index, start, count), chunks (first tile, end tile, sequence) and,
     /// per sequence, its chunks (first, end). <paramref name="lengths"/> holds each sequence's
-    /// segment lengths; segment indices count across sequences in order. The grid is sized for
-    /// about eight thread blocks per multiprocessor over all sequences, with at least one chunk
-    /// per sequence and at least <see cref="Warps"/> tiles per chunk where the sequence has them.
+    /// segment lengths; segment indices count across sequences in order. Each sequence is cut as
+    /// if it ran alone (about eight thread blocks per multiprocessor, at least <see cref="Warps"/>
+    /// tiles per chunk where it has them), so a sequence's arithmetic, and so its result to the
+    /// bit, does not depend on which other sequences share the call.
     /// </summary>
     public static DecodeTable Plan(IReadOnlyList<IReadOnlyList<int>> lengths, int kvHeads, int multiprocessors)
     {
@@ -63,14 +64,14 @@ internal static class DecodeTiling
             sequenceTiles[q] = (first, tiles.Count);
         }
 
-        long targetChunks = Math.Max(lengths.Count, 8L * multiprocessors / kvHeads);
+        long targetChunks = Math.Max(1, 8L * multiprocessors / kvHeads);
         var chunks = new List<(int First, int End, int Sequence)>();
         var sequenceChunks = new (int First, int End)[lengths.Count];
         for (int q = 0; q < lengths.Count; q++)
         {
             var (first, end) = sequenceTiles[q];
             int count = end - first;
-            long wanted = (targetChunks * count + tiles.Count - 1) / tiles.Count;
+            long wanted = targetChunks;
             int most = Math.Min(MaxChunksPerSequence, Math.Max(1, count / Warps));
             int perSequence = (int)Math.Clamp(wanted, 1, most);
             int tilesPerChunk = (count + perSequence - 1) / perSequence;
