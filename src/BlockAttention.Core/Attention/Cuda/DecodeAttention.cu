@@ -67,7 +67,7 @@ __device__ __forceinline__ void unpack(uint4 raw, float* out)
 #define LPK (HEAD_DIM / VEC)   // lanes per key
 #define KPS (32 / LPK)         // keys per warp per step
 
-#if HEAD_DIM % VEC != 0 || (LPK & (LPK - 1)) != 0 || LPK > 32 || HEAD_DIM % 2 != 0
+#if HEAD_DIM % VEC != 0 || (LPK & (LPK - 1)) != 0 || LPK > 32 || HEAD_DIM % 4 != 0 || HEAD_DIM > 128
 #error "decode kernel: HEAD_DIM / VEC must be a power of two of at most 32"
 #endif
 
@@ -390,15 +390,40 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_combine(
     }
     total = block_reduce(total, false, scratch);   // its barriers also publish `weights`
 
-    for (int d = threadIdx.x; d < HEAD_DIM; d += COMBINE_THREADS)
+    // The weighted sum: threads are (chunk group, four dimensions), so each thread walks a
+    // fraction of the chunks with 16-byte loads; the groups are then added in a fixed order.
+    constexpr int DQ = HEAD_DIM / 4;
+    constexpr int CG = COMBINE_THREADS / DQ;
+    __shared__ float4 groupSums[COMBINE_THREADS];
+    const int dq = threadIdx.x % DQ, cg = threadIdx.x / DQ;
+    float4 value = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (cg < CG)
     {
-        float value = 0.f;
-        for (int c = 0; c < count; c++)
+#pragma unroll 4
+        for (int c = cg; c < count; c += CG)
         {
-            float w = weights[c];
-            float o = partialOut[(first + c * stride) * HEAD_DIM + d];
-            value += w == 0.f ? 0.f : w * o;
+            const float w = weights[c];
+            if (w != 0.f)   // a chunk that saw no key holds no output
+            {
+                const float4 o = *reinterpret_cast<const float4*>(partialOut + (first + c * stride) * HEAD_DIM + dq * 4);
+                value.x += w * o.x; value.y += w * o.y; value.z += w * o.z; value.w += w * o.w;
+            }
         }
-        output[(long long)row * heads * HEAD_DIM + head * HEAD_DIM + d] = from_float_(value / total);
+    }
+    groupSums[threadIdx.x] = value;
+    __syncthreads();
+    if (threadIdx.x < DQ)
+    {
+        float4 sum = groupSums[threadIdx.x];
+        for (int group4 = 1; group4 < CG; group4++)
+        {
+            const float4 other = groupSums[group4 * DQ + threadIdx.x];
+            sum.x += other.x; sum.y += other.y; sum.z += other.z; sum.w += other.w;
+        }
+        elem_t* destination = output + (long long)row * heads * HEAD_DIM + head * HEAD_DIM + threadIdx.x * 4;
+        destination[0] = from_float_(sum.x / total);
+        destination[1] = from_float_(sum.y / total);
+        destination[2] = from_float_(sum.z / total);
+        destination[3] = from_float_(sum.w / total);
     }
 }
