@@ -24,6 +24,7 @@ for (int i = 0; i < args.Length; i++)
         case "--batch-cases": batchCases = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--seed": seed = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--out": outPath = args[++i]; break;
+        case "--self-test": return SelfTest();
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
@@ -219,6 +220,55 @@ static (bool Pass, double MaxAbs, string Text) Compare(Tensor output, Tensor ref
     return (pass, maxAbs, text);
 }
 
+// Whether two tensors hold the same values element for element (same shape, no NaN anywhere; the
+// float64 conversion is exact for float32/bfloat16/float16, so this is bit equality up to the sign of zero).
+static bool SameValues(Tensor a, Tensor b)
+{
+    if (!a.shape.SequenceEqual(b.shape))
+    {
+        return false;
+    }
+
+    using var scope = NewDisposeScope();
+    var x = a.to(ScalarType.Float64);
+    var y = b.to(ScalarType.Float64);
+    return x.isfinite().all().item<bool>() && y.isfinite().all().item<bool>() && x.eq(y).all().item<bool>();
+}
+
+// The harness's own comparisons on CPU tensors (no GPU needed): --self-test.
+static int SelfTest()
+{
+    using var scope = NewDisposeScope();
+    int failed = 0;
+    void Expect(bool got, bool want, string what)
+    {
+        Console.WriteLine($"{(got == want ? "ok  " : "FAIL")} {what}: {got}");
+        failed += got == want ? 0 : 1;
+    }
+
+    foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16 })
+    {
+        var a = randn([6, 40], ScalarType.Float32).to(dtype);
+        var b = a.clone();
+        Expect(SameValues(a.narrow(0, 2, 3), b.narrow(0, 2, 3)), true, $"{dtype} same rows");
+        var c = a.clone();
+        c[4, 7] = c[4, 7].add(1);
+        Expect(SameValues(a, c), false, $"{dtype} one element differs");
+        Expect(SameValues(a.narrow(0, 0, 4), c.narrow(0, 0, 4)), true, $"{dtype} rows before the difference");
+        var nan = a.clone();
+        nan[0, 0] = tensor(double.NaN).to(dtype);
+        Expect(SameValues(nan, nan.clone()), false, $"{dtype} NaN never equal");
+        Expect(SameValues(a, a.narrow(0, 0, 5)), false, $"{dtype} shapes differ");
+        var reference = a.to(ScalarType.Float64);
+        Expect(Compare(a, reference, dtype).Pass, true, $"{dtype} compare exact");
+        Expect(Compare(c, reference, dtype).Pass, false, $"{dtype} compare off by 1");
+        Expect(Compare(nan, reference, dtype).Pass, false, $"{dtype} compare NaN");
+    }
+
+    Console.WriteLine(failed == 0 ? "self-test PASS" : $"self-test FAIL ({failed})");
+    return failed == 0 ? 0 : 1;
+}
+
 // Several sequences in one decode call: shared cached blocks (a pool of tensors, each sequence a
 // random selection in its own order, so one block sits at different offsets), each its own tail.
 (bool Pass, string Line) RunBatchCase(int index)
@@ -290,7 +340,7 @@ static (bool Pass, double MaxAbs, string Text) Compare(Tensor output, Tensor ref
                 plan.Attend(rows.contiguous(), layer, alone);
             }
 
-            solo &= alone.equal(output.narrow(0, q * n, n)).item<bool>();
+            solo &= SameValues(alone, output.narrow(0, q * n, n));
         }
 
         cuda.synchronize();
