@@ -137,6 +137,10 @@ internal sealed class SegmentAttention : IDisposable
         return new SegmentPlan(this, segments, deviceTable, segmentInts, tileInts, chunks, rows, rowTiles, queries, queryPosition, partialOut, partialStats) { TensorCores = mma };
     }
 
+    /// <summary>Whether <see cref="PlanBatch"/> takes sequences of <paramref name="queries"/> query rows on this model.</summary>
+    internal bool CanPlanBatch(int queries) =>
+        queries > 0 && (long)(Heads / KvHeads) * queries <= CudaKernels.DecodeFunctions.MaxRows && _kernels.Decode(DType, HeadDim) is not null;
+
     /// <summary>
     /// Plans one forward call of several sequences on the decode kernel: sequence s has
     /// <paramref name="queries"/> query rows at positions <paramref name="queryPositions"/>[s]..,
