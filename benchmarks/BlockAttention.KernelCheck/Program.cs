@@ -93,6 +93,7 @@ for (int c = 0; c < cases; c++)
     if (CudaKernels.SupportsDecode(dtype, headDim) && group * n <= CudaKernels.DecodeFunctions.MaxRows)
     {
         variants.Add("decode");
+        variants.Add("deep");
     }
 
     foreach (var result in RunCase(c, dtype, variants, headDim, kvHeads, group, n, lengths, tailBefore))
@@ -117,8 +118,8 @@ report.AppendLine("## Batched decode: several sequences in one call");
 report.AppendLine();
 report.AppendLine("Sequences share some cached blocks (the same tensors, read in place by each) and have their own tails. Reference: float64 per sequence; solo: the same sequence alone through the decode kernel, which must match the batched rows bit for bit.");
 report.AppendLine();
-report.AppendLine("| # | dtype | d | kv heads | group | rows n | sequences | keys (max) | chunks | max abs err | vs reference | vs solo (bitwise) |");
-report.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+report.AppendLine("| # | dtype | kernel | d | kv heads | group | rows n | sequences | keys (max) | chunks | max abs err | vs reference | vs solo (bitwise) |");
+report.AppendLine("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
 int batchFailures = 0;
 for (int c = 0; c < batchCases; c++)
 {
@@ -177,7 +178,9 @@ List<(bool Pass, double MaxAbs, string Key, string Line)> RunCase(int index, Sca
     foreach (string variant in variants)
     {
         attention.UseTensorCores = variant == "mma";
-        attention.UseDecodeKernel = variant == "decode";
+        attention.UseDecodeKernel = variant is "decode" or "deep";
+        attention.DecodeDeep = variant == "deep";
+        attention.DecodeTile = variant == "deep" ? new[] { 16, 32, 64 }[index % 3] : DecodeTiling.Tile;
         var output = full([n, heads * headDim], double.NaN, dtype, device);
         string ran = "?";
         int chunks = 0;
@@ -283,7 +286,14 @@ static int SelfTest()
     int layers = 2, layer = random.Next(2), heads = kvHeads * group;
     var kernels = CudaKernels.TryGet(device, dtype, headDim) ?? throw new InvalidOperationException($"kernels unavailable: {CudaKernels.Status}");
     var frequencies = Frequencies(headDim, 500000.0);
-    using var attention = new SegmentAttention(kernels, frequencies, heads, kvHeads, headDim, dtype, device) { PoisonPartials = true };
+    bool deep = index % 2 == 1;
+    using var attention = new SegmentAttention(kernels, frequencies, heads, kvHeads, headDim, dtype, device)
+    {
+        PoisonPartials = true,
+        DecodeDeep = deep,
+        DecodeTile = deep ? (index % 4 == 1 ? 32 : 64) : DecodeTiling.Tile,
+        DecodeBlocksPerMultiprocessor = 8,
+    };
     var pool = Enumerable.Range(0, 1 + random.Next(12)).Select(_ =>
     {
         int length = random.Next(3) == 0 ? 1 + random.Next(8) : 1 + random.Next(index == 0 ? 600 : 1500);
@@ -352,7 +362,7 @@ static int SelfTest()
         solo = false;
     }
 
-    string line = $"| {index} | {dtype} | {headDim} | {kvHeads} | {group} | {n} | {sequences} | {maxKeys} | {chunks} | "
+    string line = $"| {index} | {dtype} | {(deep ? $"deep, tile {attention.DecodeTile}" : "decode")} | {headDim} | {kvHeads} | {group} | {n} | {sequences} | {maxKeys} | {chunks} | "
         + $"{(error.Length > 0 ? error : maxAbs.ToString("E2", CultureInfo.InvariantCulture))} | {(pass ? "pass" : "**FAIL**")} | {(solo ? "identical" : "**DIFFERS**")} |";
     return (pass && solo, line);
 }
@@ -420,12 +430,18 @@ string Timing()
     sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
     var kernels = CudaKernels.TryGet(device, ScalarType.BFloat16, 128)!;
     using var attention = new SegmentAttention(kernels, Frequencies(128, 500000), 32, 8, 128, ScalarType.BFloat16, device);
-    foreach (string variant in new[] { "mma", "fma", "decode" })
+    // Decode configurations: (kernel, tile keys, blocks per multiprocessor); the first is the default.
+    var decodeConfigs = new (string Kernel, int Tile, int Blocks)[] { ("decode", 16, 8), ("deep", 16, 8), ("deep", 32, 8), ("deep", 64, 8), ("deep", 16, 16), ("deep", 32, 16), ("decode", 32, 8), ("decode", 16, 16) };
+    foreach (var (variant, tile, blocks) in new (string, int, int)[] { ("mma", 0, 0), ("fma", 0, 0) }.Concat(decodeConfigs))
     foreach (int tokens in new[] { 2048, 4096, 8192, 16384, 32768 })
     {
         attention.UseTensorCores = variant == "mma";
-        attention.UseDecodeKernel = variant == "decode";
-        foreach (int n in variant == "decode" ? new[] { 1 } : new[] { 50, 1 })
+        attention.UseDecodeKernel = variant is "decode" or "deep";
+        attention.DecodeDeep = variant == "deep";
+        attention.DecodeTile = tile > 0 ? tile : DecodeTiling.Tile;
+        attention.DecodeBlocksPerMultiprocessor = blocks > 0 ? blocks : 8;
+        string label = tile > 0 ? $"{variant} t{tile} b{blocks}" : variant;
+        foreach (int n in attention.UseDecodeKernel ? new[] { 1 } : new[] { 50, 1 })
         {
             using var scope = NewDisposeScope();
             int passages = Math.Max(1, tokens / 300);
@@ -458,16 +474,20 @@ string Timing()
             cuda.synchronize();
             double us = clock.Elapsed.TotalMicroseconds / runs;
             double bytes = 2.0 * (tokens + n) * 8 * 128 * 2;
-            sb.AppendLine($"| {plan.Kernel} | {tokens} | {passages} | {n} | {plan.Chunks} | {us:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
+            sb.AppendLine($"| {(plan.Kernel == variant ? label : $"{label} (ran {plan.Kernel})")} | {tokens} | {passages} | {n} | {plan.Chunks} | {us:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
         }
     }
 
     sb.AppendLine();
     sb.AppendLine("## Batched decode time (one layer; each sequence: the same 4096 tokens of cached passages, shared, + its own 100-token tail; one query row)");
     sb.AppendLine();
-    sb.AppendLine("| sequences | chunks | batched us | us per sequence | solo us (one sequence) | KV read GB/s (as if unshared) |");
-    sb.AppendLine("|---:|---:|---:|---:|---:|---:|");
+    sb.AppendLine("| kernel | sequences | chunks | batched us | us per sequence | solo us (one sequence) | KV read GB/s (as if unshared) |");
+    sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+    foreach (var (variant, tile) in new[] { ("decode", 16), ("deep", 32) })
     {
+        attention.DecodeDeep = variant == "deep";
+        attention.DecodeTile = tile;
+        attention.DecodeBlocksPerMultiprocessor = 8;
         using var scope = NewDisposeScope();
         var shared = new List<KvSegment>();
         int position = 0;
@@ -514,11 +534,11 @@ string Timing()
                 }
 
                 double bytes = 2.0 * sequences * (4096 + 100) * 8 * 128 * 2;
-                sb.AppendLine($"| {sequences} | {plan.Chunks} | {us:F1} | {us / sequences:F2} | {solo:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
+                sb.AppendLine($"| {variant} t{tile} | {sequences} | {plan.Chunks} | {us:F1} | {us / sequences:F2} | {solo:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException)
             {
-                sb.AppendLine($"| {sequences} | - | failed: {e.Message.ReplaceLineEndings(" ")} | | | |");
+                sb.AppendLine($"| {variant} t{tile} | {sequences} | - | failed: {e.Message.ReplaceLineEndings(" ")} | | | |");
             }
         }
     }

@@ -13,11 +13,20 @@ dotnet publish benchmarks/BlockAttention.KernelCheck/BlockAttention.KernelCheck.
 find "$out/kc" -maxdepth 4 \( -name 'libtorch*.so*' -o -name 'libc10*.so*' -o -name 'libgomp*.so*' \
   -o -name 'libshm*.so*' -o -name 'libbackend_with_compiler.so' -o -name 'libjitbackend_test.so' \
   -o -name 'libnnapi_backend.so' -o -name 'libaoti_custom_ops.so' \) -delete
+# The carry limit (64 MiB with the repository) leaves ~36 MiB for this folder: drop from kc/ every
+# file that app/ holds identically (the shared assemblies); run-kc.sh copies them back first.
+if [ -d "$out/app" ]; then
+  (cd "$out/kc" && find . -type f | while read -r f; do
+    if [ -f "../app/$f" ] && cmp -s "$f" "../app/$f"; then rm -f "$f"; fi
+  done)
+fi
 cat > "$out/run-kc.sh" <<'RUN'
 #!/bin/bash
 # Runs the packed kernel check (kc/) with the runtime that run.sh unpacks; arguments pass through.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
+# kc/ was packed without the files app/ holds identically: copy them in (never over kc's own).
+[ -d "$here/app" ] && cp -rn "$here/app/." "$here/kc/"
 [ -x /tmp/dotnet-rt/dotnet ] || { mkdir -p /tmp/dotnet-rt && tar xJf "$here/dotnet-rt.tar.xz" -C /tmp/dotnet-rt; }
 torchlib=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH=$torchlib:$here/kc:${LD_LIBRARY_PATH:-}

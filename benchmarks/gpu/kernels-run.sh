@@ -1,7 +1,8 @@
 #!/bin/bash
-# One GPU call for the CUDA kernels (about 6-8 minutes on an H200): the kernel check of every
-# variant, verify on both fixture models with and without the decode kernel, the bench with the
-# split kernel and with the decode kernel for decode steps, and a small many-requests run.
+# One GPU call (at most 540 s of steps, most important first): the kernel check of every variant
+# (incl. the decode kernel's deep variant and batched decode), verify on both fixture models with
+# batching on CUDA and the decode kernel, many requests at once with batching on CUDA and the
+# exactness check, then the length bench with the split kernel, the decode kernel and its deep variant.
 # Needs the folder made by benchmarks/gpu/kernels-pack.sh (default .device; carry it).
 #   usage (repository root): OUT=/some/dir bash benchmarks/gpu/kernels-run.sh [.device]
 # Everything is written under $OUT; at the end it is packed into $OUT/kernels-results.tar.gz
@@ -29,42 +30,48 @@ step() { # step NAME SECONDS command...: runs with a time limit, output to $res/
 
 note "commit $(cat "$dev/commit.txt" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null); $(date -u '+%Y-%m-%d %H:%M:%S') UTC; $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 
-# 1. Kernel check: fma, mma and decode on random shapes, batched decode (vs reference and vs solo, bitwise), timings.
-step kernel-check 200 bash "$dev/run-kc.sh" --cases 150 --batch-cases 30 --out "$res/kernel-check.md"
-grep -E "kernel runs|batch cases pass|FAIL|DIFFERS" "$res/kernel-check.md" | head -20 >> "$summary"
+# 1. Kernel check: fma, mma, decode and deep on random shapes; batched decode (vs reference and vs
+#    solo, bitwise; odd cases on the deep variant); timings incl. a sweep of decode configurations.
+step kernel-check 170 bash "$dev/run-kc.sh" --cases 150 --batch-cases 30 --out "$res/kernel-check.md"
+grep -E "kernel runs|batch cases|FAIL|DIFFERS" "$res/kernel-check.md" | head -12 >> "$summary"
+{ echo "decode kernel timings (32768 and 4096 cached tokens, one layer):";
+  grep -E "^\| (decode|deep)[^|]*\| (4096|32768) \|" "$res/kernel-check.md" | head -24;
+  echo "batched decode (4K shared):"; grep -E "^\| (decode|deep) t[0-9]+ \| [0-9]+ \|" "$res/kernel-check.md" | head -8; } >> "$summary"
 
-verify() { # verify DECODE: both fixture models, float32 and bfloat16, kernels on, session path
-  for model in tiny-llama3 tiny-llama2; do
-    for dtype in float32 bfloat16; do
-      step "verify-$model-$dtype-decode$1" 60 env BLOCKATTENTION_CUDA_DECODE=$1 \
-        bash "$dev/run.sh" verify --model tests/fixtures/$model --golden tests/fixtures/$model --device cuda --dtype $dtype --session
-    done
+# 2. verify on both fixtures, float32 and bfloat16, session path with batching on CUDA and the decode kernel.
+for model in tiny-llama3 tiny-llama2; do
+  for dtype in float32 bfloat16; do
+    step "verify-$model-$dtype-batch" 60 env BLOCKATTENTION_CUDA_BATCH=1 BLOCKATTENTION_CUDA_DECODE=1 \
+      bash "$dev/run.sh" verify --model tests/fixtures/$model --golden tests/fixtures/$model --device cuda --dtype $dtype --session
   done
-}
-bench() { # bench DECODE: llama-3.1-8b shape (random bf16 weights), 2K-32K
-  step "bench-decode$1" 150 env BLOCKATTENTION_CUDA_DECODE=$1 \
+done
+
+# 3. Many requests at once with batching on CUDA (4K prompts, 128 new tokens), each request also
+#    run alone on the batching session: tokens must be identical (greedy and seeded sampling).
+step concurrency-batch 260 env BLOCKATTENTION_CUDA_BATCH=1 BLOCKATTENTION_CUDA_DECODE=1 \
+  bash "$dev/run.sh" bench --preset llama-3.1-8b --device cuda --concurrency 1,4,16,64 --requests 2,4,16,64 \
+    --max-batch 64 --lengths 4096 --decode-tokens 128 --repeats 1 --check-exact --out "$res/concurrency-batch"
+grep -E "c= *[0-9]+|exact|PASS|FAIL" "$res/concurrency-batch.log" 2>/dev/null | head -20 >> "$summary"
+
+# 4. The length bench: split kernel, decode kernel, deep variant (tile 32), same call, decode tok/s side by side.
+bench() { # bench NAME ENV...
+  local name=$1; shift
+  step "bench-$name" 100 env "$@" \
     bash "$dev/run.sh" bench --preset llama-3.1-8b --device cuda --lengths 2048,4096,8192,16384,32768 \
-      --repeats 3 --decode-tokens 64 --out "$res/bench-decode$1"
+      --repeats 1 --decode-tokens 64 --out "$res/bench-$name"
 }
+bench deep BLOCKATTENTION_CUDA_DECODE=1 BLOCKATTENTION_CUDA_DECODE_DEEP=1 BLOCKATTENTION_CUDA_DECODE_TILE=32
+bench decode BLOCKATTENTION_CUDA_DECODE=1
+bench split BLOCKATTENTION_CUDA_DECODE=0
+note "decode tokens/s: split kernel | decode kernel | deep variant (tile 32):"
+paste <(grep "decode:" "$res/bench-split.log" 2>/dev/null) <(grep "decode:" "$res/bench-decode.log" 2>/dev/null | sed 's/^ *//') \
+  <(grep "decode:" "$res/bench-deep.log" 2>/dev/null | sed 's/^ *//') | tee -a "$summary"
 
-# 2. verify with the decode kernel; 3. bench with it, then with the split kernel (as before);
-# then verify with the split kernel (the path verified on 2026-12-02), in order of need.
-verify 1
-bench 1
-bench 0
-note "decode tokens/s, split kernel (left) vs decode kernel (right):"
-paste <(grep "decode:" "$res/bench-decode0.log" 2>/dev/null) <(grep "decode:" "$res/bench-decode1.log" 2>/dev/null | sed 's/^ *//') | tee -a "$summary"
-verify 0
-
-# 4. Many requests at once on CUDA (4K-token prompts), decode kernel on: a baseline for batching on CUDA.
-elapsed=$(( $(date +%s) - start ))
-if [ $elapsed -lt 400 ]; then
-  step concurrency 90 env BLOCKATTENTION_CUDA_DECODE=1 \
-    bash "$dev/run.sh" bench --preset llama-3.1-8b --device cuda --concurrency 1,8 --requests 8 --lengths 4096 \
-      --decode-tokens 64 --repeats 1 --out "$res/concurrency"
-else
-  note "concurrency skipped: ${elapsed}s used"
-fi
+# 5. If time is left: verify with the deep variant.
+for model in tiny-llama3 tiny-llama2; do
+  step "verify-$model-bfloat16-deep" 30 env BLOCKATTENTION_CUDA_BATCH=1 BLOCKATTENTION_CUDA_DECODE=1 BLOCKATTENTION_CUDA_DECODE_DEEP=1 BLOCKATTENTION_CUDA_DECODE_TILE=32 \
+    bash "$dev/run.sh" verify --model tests/fixtures/$model --golden tests/fixtures/$model --device cuda --dtype bfloat16 --session
+done
 
 note "total $(( $(date +%s) - start ))s"
 tar czf "$OUT/kernels-results.tar.gz" -C "$OUT" kernels && rm -rf "$res"

@@ -105,6 +105,39 @@ public class DecodeTilingTests
         act.Should().Throw<ArgumentException>().WithMessage("*sequence 1*");
     }
 
+    [Theory]
+    [InlineData(32, 8)]
+    [InlineData(64, 8)]
+    [InlineData(16, 16)]
+    public void Other_tile_sizes_cover_every_key_once_and_cut_a_sequence_the_same_alone(int tile, int blocks)
+    {
+        var random = new Random(tile * 31 + blocks);
+        var lengths = Enumerable.Range(0, 12).Select(_ => (IReadOnlyList<int>)RandomLengths(random)).ToList();
+
+        var batch = DecodeTiling.Plan(lengths, 8, 132, tile, blocks);
+
+        var seen = lengths.SelectMany(list => list.Select(length => new int[length])).ToArray();
+        foreach (var (segment, start, count) in batch.Tiles)
+        {
+            count.Should().BeInRange(1, tile);
+            for (int key = start; key < start + count; key++)
+            {
+                seen[segment][key]++;
+            }
+        }
+
+        seen.SelectMany(keys => keys).Should().OnlyContain(times => times == 1);
+        int tileBase = 0;
+        for (int q = 0; q < lengths.Count; q++)
+        {
+            var alone = DecodeTiling.Plan([lengths[q]], 8, 132, tile, blocks);
+            var (first, end) = batch.SequenceChunks[q];
+            batch.Chunks.Skip(first).Take(end - first).Select(c => (c.First - tileBase, c.End - tileBase))
+                .Should().Equal(alone.Chunks.Select(c => (c.First, c.End)));
+            tileBase += alone.Tiles.Count;
+        }
+    }
+
     private static List<int> RandomLengths(Random random)
     {
         var lengths = Enumerable.Range(0, random.Next(1, 40)).Select(_ => random.Next(4) == 0 ? random.Next(0, 8) : random.Next(0, 700)).ToList();

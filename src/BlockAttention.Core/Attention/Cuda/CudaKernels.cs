@@ -114,7 +114,13 @@ internal sealed class CudaKernels
                     return function;
                 }
 
-                functions = new DecodeFunctions(Get("decode_split_r1"), Get("decode_split_r2"), Get("decode_split_r4"), Get("decode_split_r8"), Get("decode_combine"));
+                functions = new DecodeFunctions(Get("decode_split_r1"), Get("decode_split_r2"), Get("decode_split_r4"), Get("decode_split_r8"), Get("decode_combine"))
+                {
+                    Deep1 = Get("decode_deep_r1"),
+                    Deep2 = Get("decode_deep_r2"),
+                    Deep4 = Get("decode_deep_r4"),
+                    Deep8 = Get("decode_deep_r8"),
+                };
             }
             catch (InvalidOperationException e)
             {
@@ -257,13 +263,25 @@ internal sealed class CudaKernels
         /// <summary>The most folded query rows (query heads per KV head times query rows) the decode kernel takes.</summary>
         public const int MaxRows = 8;
 
+        /// <summary>The deep variant (twice the keys in flight, the next tile's descriptor prefetched), per row count.</summary>
+        public nint Deep1 { get; init; }
+
+        /// <inheritdoc cref="Deep1"/>
+        public nint Deep2 { get; init; }
+
+        /// <inheritdoc cref="Deep1"/>
+        public nint Deep4 { get; init; }
+
+        /// <inheritdoc cref="Deep1"/>
+        public nint Deep8 { get; init; }
+
         /// <summary>The split kernel for <paramref name="rows"/> folded rows (at most <see cref="MaxRows"/>).</summary>
-        public nint Split(int rows) => rows switch
+        public nint Split(int rows, bool deep = false) => rows switch
         {
-            <= 1 => Rows1,
-            <= 2 => Rows2,
-            <= 4 => Rows4,
-            <= MaxRows => Rows8,
+            <= 1 => deep ? Deep1 : Rows1,
+            <= 2 => deep ? Deep2 : Rows2,
+            <= 4 => deep ? Deep4 : Rows4,
+            <= MaxRows => deep ? Deep8 : Rows8,
             _ => throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the decode kernel takes at most {MaxRows} folded rows"),
         };
     }

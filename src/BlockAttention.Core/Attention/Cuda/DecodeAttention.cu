@@ -87,7 +87,9 @@ __device__ __forceinline__ uint4 load_stream(const elem_t* pointer)
     return r;
 }
 
-template <int R>
+// STEPS: keys and values in flight per lane group (each 16 bytes); PREFETCH: a warp loads the
+// descriptor of its next tile while it works on the current one (no dependent load between tiles).
+template <int R, int STEPS, bool PREFETCH>
 __device__ __forceinline__ void decode_split(
     const elem_t* __restrict__ queries, long long queryRowStride, int n, int group, int kvHeads,
     const int4* __restrict__ sequences, const Segment* __restrict__ segments,
@@ -95,7 +97,6 @@ __device__ __forceinline__ void decode_split(
     const float* __restrict__ inverseFrequencies, float scaleLog2, int layer,
     float* __restrict__ partialOut, float* __restrict__ partialMax, float* __restrict__ partialSum)
 {
-    constexpr int STEPS = R >= 8 ? 2 : 4;   // keys in flight per lane group: STEPS keys and values
     __shared__ float rawQ[R][HEAD_DIM];
     __shared__ float warpMax[DWARPS][R];
     __shared__ float warpSum[DWARPS][R];
@@ -142,9 +143,20 @@ __device__ __forceinline__ void decode_split(
     const elem_t* keyBase = 0;
     const elem_t* valueBase = 0;
 
+    int4 pending = {0, 0, 0, 0};
+    if (PREFETCH && info.x + warp < info.y) pending = tiles[info.x + warp];
     for (int t = info.x + warp; t < info.y; t += DWARPS)
     {
-        const int4 tile = tiles[t];
+        int4 tile;
+        if (PREFETCH)
+        {
+            tile = pending;
+            if (t + DWARPS < info.y) pending = tiles[t + DWARPS];
+        }
+        else
+        {
+            tile = tiles[t];
+        }
         if (tile.x != currentSegment)
         {
             currentSegment = tile.x;
@@ -335,10 +347,16 @@ __device__ __forceinline__ void decode_split(
 #define DECODE_PASS queries, queryRowStride, n, group, kvHeads, sequences, segments, tiles, chunks, \
     inverseFrequencies, scaleLog2, layer, partialOut, partialMax, partialSum
 
-extern "C" __global__ void __launch_bounds__(DTHREADS) decode_split_r1(DECODE_ARGS) { decode_split<1>(DECODE_PASS); }
-extern "C" __global__ void __launch_bounds__(DTHREADS) decode_split_r2(DECODE_ARGS) { decode_split<2>(DECODE_PASS); }
-extern "C" __global__ void __launch_bounds__(DTHREADS) decode_split_r4(DECODE_ARGS) { decode_split<4>(DECODE_PASS); }
-extern "C" __global__ void __launch_bounds__(DTHREADS) decode_split_r8(DECODE_ARGS) { decode_split<8>(DECODE_PASS); }
+extern "C" __global__ void __launch_bounds__(DTHREADS) decode_split_r1(DECODE_ARGS) { decode_split<1, 4, false>(DECODE_PASS); }
+extern "C" __global__ void __launch_bounds__(DTHREADS) decode_split_r2(DECODE_ARGS) { decode_split<2, 4, false>(DECODE_PASS); }
+extern "C" __global__ void __launch_bounds__(DTHREADS) decode_split_r4(DECODE_ARGS) { decode_split<4, 4, false>(DECODE_PASS); }
+extern "C" __global__ void __launch_bounds__(DTHREADS) decode_split_r8(DECODE_ARGS) { decode_split<8, 2, false>(DECODE_PASS); }
+
+// The deep variant: twice the keys in flight per lane and the next tile's descriptor prefetched.
+extern "C" __global__ void __launch_bounds__(DTHREADS) decode_deep_r1(DECODE_ARGS) { decode_split<1, 8, true>(DECODE_PASS); }
+extern "C" __global__ void __launch_bounds__(DTHREADS) decode_deep_r2(DECODE_ARGS) { decode_split<2, 8, true>(DECODE_PASS); }
+extern "C" __global__ void __launch_bounds__(DTHREADS) decode_deep_r4(DECODE_ARGS) { decode_split<4, 8, true>(DECODE_PASS); }
+extern "C" __global__ void __launch_bounds__(DTHREADS) decode_deep_r8(DECODE_ARGS) { decode_split<8, 4, true>(DECODE_PASS); }
 
 // One thread block per (output row, query head): merges the chunks of that row's sequence.
 #define COMBINE_THREADS 128

@@ -25,8 +25,10 @@ internal static class DecodeTiling
     /// tiles per chunk where it has them), so a sequence's arithmetic, and so its result to the
     /// bit, does not depend on which other sequences share the call.
     /// </summary>
-    public static DecodeTable Plan(IReadOnlyList<IReadOnlyList<int>> lengths, int kvHeads, int multiprocessors)
+    public static DecodeTable Plan(IReadOnlyList<IReadOnlyList<int>> lengths, int kvHeads, int multiprocessors, int tile = Tile, int blocksPerMultiprocessor = 8)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(tile);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blocksPerMultiprocessor);
         ArgumentNullException.ThrowIfNull(lengths);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(multiprocessors);
@@ -49,9 +51,9 @@ internal static class DecodeTiling
                     throw new ArgumentException($"sequence {q}, segment {s}: negative length {length}", nameof(lengths));
                 }
 
-                for (int start = 0; start < length; start += Tile)
+                for (int start = 0; start < length; start += tile)
                 {
-                    tiles.Add((segmentBase + s, start, Math.Min(Tile, length - start)));
+                    tiles.Add((segmentBase + s, start, Math.Min(tile, length - start)));
                 }
             }
 
@@ -64,7 +66,7 @@ internal static class DecodeTiling
             sequenceTiles[q] = (first, tiles.Count);
         }
 
-        long targetChunks = Math.Max(1, 8L * multiprocessors / kvHeads);
+        long targetChunks = Math.Max(1, (long)blocksPerMultiprocessor * multiprocessors / kvHeads);
         var chunks = new List<(int First, int End, int Sequence)>();
         var sequenceChunks = new (int First, int End)[lengths.Count];
         for (int q = 0; q < lengths.Count; q++)

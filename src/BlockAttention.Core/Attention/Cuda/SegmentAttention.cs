@@ -42,7 +42,25 @@ internal sealed class SegmentAttention : IDisposable
         _inverseFrequencies = tensor(inverseFrequencies.ToArray(), ScalarType.Float32, device);
         UseTensorCores = CudaKernels.SupportsTensorCores(dtype, headDim) && Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_MMA") is not ("0" or "off" or "false");
         UseDecodeKernel = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_DECODE") is "1" or "on" or "true";
+        DecodeDeep = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_DECODE_DEEP") is "1" or "on" or "true";
+        DecodeTile = PositiveSetting("BLOCKATTENTION_CUDA_DECODE_TILE", DecodeTiling.Tile);
+        DecodeBlocksPerMultiprocessor = PositiveSetting("BLOCKATTENTION_CUDA_DECODE_BLOCKS", 8);
     }
+
+    private static int PositiveSetting(string name, int fallback) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int value) && value is > 0 and <= 4096 ? value : fallback;
+
+    /// <summary>
+    /// The decode kernel's deep variant (twice the keys in flight per lane, the next tile's
+    /// descriptor prefetched): <c>BLOCKATTENTION_CUDA_DECODE_DEEP=1</c>. Off by default.
+    /// </summary>
+    internal bool DecodeDeep { get; set; }
+
+    /// <summary>Keys per tile of the decode kernel's plan (<c>BLOCKATTENTION_CUDA_DECODE_TILE</c>, default 16).</summary>
+    internal int DecodeTile { get; set; }
+
+    /// <summary>Thread blocks per multiprocessor the decode plan aims at for one sequence (<c>BLOCKATTENTION_CUDA_DECODE_BLOCKS</c>, default 8).</summary>
+    internal int DecodeBlocksPerMultiprocessor { get; set; }
 
     public int Heads { get; }
 
@@ -179,7 +197,7 @@ internal sealed class SegmentAttention : IDisposable
             }
         }
 
-        var plan = DecodeTiling.Plan([.. segments.Select(list => (IReadOnlyList<int>)[.. list.Select(segment => segment.Length)])], KvHeads, _kernels.Multiprocessors);
+        var plan = DecodeTiling.Plan([.. segments.Select(list => (IReadOnlyList<int>)[.. list.Select(segment => segment.Length)])], KvHeads, _kernels.Multiprocessors, DecodeTile, DecodeBlocksPerMultiprocessor);
         int segmentInts = all.Count * 16, tileInts = plan.Tiles.Count * 4, chunkInts = plan.Chunks.Count * 4, sequenceInts = segments.Count * 4;
         var table = new int[segmentInts + tileInts + chunkInts + sequenceInts];
         WriteSegments(all, table);
@@ -223,6 +241,7 @@ internal sealed class SegmentAttention : IDisposable
             Sequences = segments.Count,
             ChunkInts = chunkInts,
             MaxChunksPerSequence = plan.MaxChunksPerSequence,
+            DeepDecode = DecodeDeep,
         };
     }
 
@@ -266,7 +285,7 @@ internal sealed class SegmentAttention : IDisposable
             &q, &queryRowStride, &n, &group, &kvHeads, &sequences, &segments, &tiles, &chunks,
             &frequencies, &scaleLog2, &layerIndex, &partialOut, &partialMax, &partialSum,
         };
-        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(functions.Split(group * n), (uint)plan.Chunks, (uint)KvHeads, 1, 128, 1, 1, 0, 0, splitArgs, null),
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(functions.Split(group * n, plan.DeepDecode), (uint)plan.Chunks, (uint)KvHeads, 1, 128, 1, 1, 0, 0, splitArgs, null),
             "cuLaunchKernel(decode_split)");
         nint outputAddress = CudaKernels.DataPointer(output);
         void** combineArgs = stackalloc void*[]
@@ -403,8 +422,11 @@ internal sealed class SegmentPlan(SegmentAttention owner, IReadOnlyList<KvSegmen
     /// <summary>The most chunks of one sequence in a decode plan.</summary>
     public int MaxChunksPerSequence { get; init; }
 
+    /// <summary>Whether the decode plan runs the deep variant of the decode kernel.</summary>
+    public bool DeepDecode { get; init; }
+
     /// <summary>The kernel that runs: "decode", "mma" or "fma".</summary>
-    public string Kernel => Decode is not null ? "decode" : TensorCores ? "mma" : "fma";
+    public string Kernel => Decode is not null ? (DeepDecode ? "deep" : "decode") : TensorCores ? "mma" : "fma";
 
     public Tensor PartialOut { get; } = partialOut;
 
