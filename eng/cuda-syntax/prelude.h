@@ -8,10 +8,11 @@
 #define __launch_bounds__(...) __attribute__((launch_bounds(__VA_ARGS__)))
 struct __attribute__((aligned(16))) uint4 { unsigned x, y, z, w; };
 struct uint2 { unsigned x, y; };
-struct int4 { int x, y, z, w; };
+struct __attribute__((aligned(16))) int4 { int x, y, z, w; };
 struct float4 { float x, y, z, w; };
 struct float2 { float x, y; };
 __device__ inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { uint4 r = {a, b, c, d}; return r; }
+__device__ inline int4 make_int4(int a, int b, int c, int d) { int4 r = {a, b, c, d}; return r; }
 __device__ inline float4 make_float4(float a, float b, float c, float d) { float4 r = {a, b, c, d}; return r; }
 __device__ inline float2 make_float2(float a, float b) { float2 r = {a, b}; return r; }
 __device__ inline float __uint_as_float(unsigned u) { return __builtin_bit_cast(float, u); }
