@@ -48,8 +48,9 @@ done
 
 # 3. Many requests at once with batching on CUDA (4K prompts, 128 new tokens), each request also
 #    run alone on the batching session: tokens must be identical (greedy and seeded sampling).
+#    Highest level first, so that a timeout loses the least important levels.
 step concurrency-batch 260 env BLOCKATTENTION_CUDA_BATCH=1 BLOCKATTENTION_CUDA_DECODE=1 \
-  bash "$dev/run.sh" bench --preset llama-3.1-8b --device cuda --concurrency 1,4,16,64 --requests 2,4,16,64 \
+  bash "$dev/run.sh" bench --preset llama-3.1-8b --device cuda --concurrency 64,16,4,1 --requests 64,16,4,2 \
     --max-batch 64 --lengths 4096 --decode-tokens 128 --repeats 1 --check-exact --out "$res/concurrency-batch"
 grep -E "c= *[0-9]+|exact|PASS|FAIL" "$res/concurrency-batch.log" 2>/dev/null | head -20 >> "$summary"
 
