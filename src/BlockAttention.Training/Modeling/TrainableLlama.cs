@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using BlockAttention.Attention;
 using BlockAttention.Llama;
 using BlockAttention.Llama.Checkpoints;
@@ -199,7 +200,8 @@ public sealed class TrainableLlama : IDisposable
     private Tensor RmsNorm(Tensor x, Tensor weight)
     {
         var x32 = x.to(ScalarType.Float32);
-        var normalised = x32.mul(x32.pow(2).mean([-1], keepdim: true).add(Config.RmsNormEps).rsqrt());
+        using var epsilon = Scalars.Of(Config.RmsNormEps);
+        var normalised = x32.mul(x32.square().mean([-1], keepdim: true).add(epsilon).rsqrt());
         return weight.mul(normalised.to(x.dtype));
     }
 
@@ -217,8 +219,9 @@ public sealed class TrainableLlama : IDisposable
             v = v.repeat_interleave(group, 0);
         }
 
-        var scores = q.matmul(k.transpose(1, 2)).mul(1.0 / Math.Sqrt(headDim)).to(ScalarType.Float32);
-        var probabilities = scores.masked_fill(blocked, double.NegativeInfinity).softmax(-1).to(x.dtype);
+        using var scale = Scalars.Of(1.0 / Math.Sqrt(headDim));
+        var scores = q.matmul(k.transpose(1, 2)).mul(scale).to(ScalarType.Float32);
+        var probabilities = scores.masked_fill(blocked, Scalars.NegativeInfinity).softmax(-1).to(x.dtype);
         var attended = probabilities.matmul(v).transpose(0, 1).reshape(n, heads * headDim);
         return F.linear(attended, W(p + "self_attn.o_proj.weight"));
     }

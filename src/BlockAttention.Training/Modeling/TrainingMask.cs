@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using BlockAttention.Training.Data;
 using static TorchSharp.torch;
 
@@ -43,8 +44,8 @@ public static class TrainingMask
         }
 
         using var scope = NewDisposeScope();
-        var columns = arange(length, ScalarType.Int64, device).unsqueeze(0);
-        var rows = arange(length, ScalarType.Int64, device).unsqueeze(1);
+        var columns = Scalars.Arange(0, length, device: device).unsqueeze(0);
+        var rows = Scalars.Arange(0, length, device: device).unsqueeze(1);
         var first = tensor(firstVisible, ScalarType.Int64, device).unsqueeze(1);
         return columns.le(rows).logical_and_(columns.ge(first)).MoveToOuterDisposeScope();
     }
