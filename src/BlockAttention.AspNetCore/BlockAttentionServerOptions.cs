@@ -11,8 +11,7 @@ namespace BlockAttention.AspNetCore;
 /// "BlockAttentionServer": {
 ///   "MaxRequestBodyBytes": 8388608,
 ///   "MaxBlocks": 256,
-///   "MaxConcurrentRequests": 4,
-///   "MaxQueuedRequests": 64
+///   "RetryAfterSeconds": 2
 /// }
 /// </code>
 /// </example>
@@ -33,13 +32,20 @@ public sealed class BlockAttentionServerOptions
     /// <summary>The most new tokens a request may ask for, and what <c>/generate</c> generates at most (default 2048, as the reference server).</summary>
     public int MaxNewTokens { get; set; } = 2048;
 
-    /// <summary>Requests generating at the same time (default 4); they share the model step by step.</summary>
-    public int MaxConcurrentRequests { get; set; } = 4;
+    /// <summary>
+    /// Requests generating at the same time; their decode steps share forward passes. Unset (the
+    /// default): the session's <c>BlockAttention:MaxBatchSize</c> (16 unless set), so that the
+    /// server admits enough requests to fill a batch.
+    /// </summary>
+    public int? MaxConcurrentRequests { get; set; }
 
-    /// <summary>Requests waiting, first come first served, for a free slot (default 64); past it, 429.</summary>
-    public int MaxQueuedRequests { get; set; } = 64;
+    /// <summary>
+    /// Requests waiting, first come first served, for a free slot; past it, 429. Unset (the
+    /// default): the session's <c>BlockAttention:MaxQueuedRequests</c> (256 unless set).
+    /// </summary>
+    public int? MaxQueuedRequests { get; set; }
 
-    /// <summary>The <c>Retry-After</c> seconds sent with a 429 (default 2).</summary>
+    /// <summary>The <c>Retry-After</c> seconds sent with a 429 or 503 (default 2).</summary>
     public int RetryAfterSeconds { get; set; } = 2;
 
     /// <summary>How the settings are named in messages: the configuration section's path.</summary>

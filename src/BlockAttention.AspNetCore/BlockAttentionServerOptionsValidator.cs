@@ -20,8 +20,8 @@ internal sealed class BlockAttentionServerOptionsValidator : IValidateOptions<Bl
         AtLeast(options.MaxBlocks, 1, nameof(options.MaxBlocks));
         AtLeast(options.MaxBlockTokens, 1, nameof(options.MaxBlockTokens));
         AtLeast(options.MaxNewTokens, 1, nameof(options.MaxNewTokens));
-        AtLeast(options.MaxConcurrentRequests, 1, nameof(options.MaxConcurrentRequests));
-        AtLeast(options.MaxQueuedRequests, 0, nameof(options.MaxQueuedRequests));
+        AtLeast(options.MaxConcurrentRequests ?? 1, 1, nameof(options.MaxConcurrentRequests));
+        AtLeast(options.MaxQueuedRequests ?? 0, 0, nameof(options.MaxQueuedRequests));
         AtLeast(options.RetryAfterSeconds, 1, nameof(options.RetryAfterSeconds));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

@@ -1,3 +1,4 @@
+using BlockAttention;
 using System.Diagnostics.Metrics;
 using BlockAttention.AI;
 using System.Net;
@@ -119,6 +120,10 @@ public class AddBlockAttentionTests
     [InlineData("StoreMaxBytes", "-5", "BlockAttention:StoreMaxBytes")]
     [InlineData("ChatFormat", "chatml", "BlockAttention:ChatFormat")]
     [InlineData("IdleCaches", "-1", "BlockAttention:IdleCaches")]
+    [InlineData("MaxBatchSize", "0", "BlockAttention:MaxBatchSize")]
+    [InlineData("MaxQueuedRequests", "-1", "BlockAttention:MaxQueuedRequests")]
+    [InlineData("PrefillChunkTokens", "0", "BlockAttention:PrefillChunkTokens")]
+    [InlineData("MaxCacheBytes", "0", "BlockAttention:MaxCacheBytes")]
     [InlineData("Model", "/no/such/folder", "BlockAttention:Model")]
     [InlineData("Model", null, "BlockAttention:Model")]
     public async Task Bad_settings_stop_the_host_at_start_naming_the_setting(string key, string? value, string named)
@@ -166,6 +171,32 @@ public class AddBlockAttentionTests
         client.Format.Name.Should().Be("tulu");
         client.Metadata.DefaultModelId.Should().Be("tiny-llama3", "the model id defaults to the checkpoint folder's name");
         provider.GetRequiredService<IChatClient>().Should().BeSameAs(client);
+    }
+
+    [Fact]
+    public async Task The_batching_settings_from_configuration_bound_the_session()
+    {
+        using var host = BuildHost(Settings(("MaxBatchSize", "1"), ("MaxQueuedRequests", "0"), ("PrefillChunkTokens", "4"), ("MaxCacheBytes", "100000000")));
+        await host.StartAsync();
+        var client = host.Services.GetRequiredService<IChatClient>();
+
+        // One request at a time and no queue: a second request while the first streams is refused at once.
+        await using (var first = client.GetStreamingResponseAsync(AskAbout("Which element?"), new ChatOptions { MaxOutputTokens = 64 }).GetAsyncEnumerator())
+        {
+            (await first.MoveNextAsync()).Should().BeTrue();
+            var second = () => client.GetResponseAsync(AskAbout("Which number?"), new ChatOptions { MaxOutputTokens = 2 });
+            await second.Should().ThrowAsync<SessionBusyException>();
+        }
+
+        (await client.GetResponseAsync(AskAbout("Which number?"), new ChatOptions { MaxOutputTokens = 2 })).Text.Should().NotBeNull("the place is free again");
+        await host.StopAsync();
+
+        // The cache bound: a request whose KV cache could never fit names the setting's value.
+        using var small = BuildHost(Settings(("MaxCacheBytes", "1000")));
+        await small.StartAsync();
+        var tooLarge = () => small.Services.GetRequiredService<IChatClient>().GetResponseAsync(AskAbout("Which element?"), new ChatOptions { MaxOutputTokens = 2 });
+        (await tooLarge.Should().ThrowAsync<ArgumentException>()).Which.Message.Should().Contain("MaxCacheBytes of 1000");
+        await small.StopAsync();
     }
 
     private static List<AIChatMessage> AskAbout(string question) =>

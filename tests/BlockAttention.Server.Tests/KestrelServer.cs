@@ -18,9 +18,9 @@ internal sealed class KestrelServer : IAsyncDisposable
 
     public Uri Address { get; }
 
-    public static Task<KestrelServer> StartAsync(Dictionary<string, string?>? settings = null)
+    public static Task<KestrelServer> StartAsync(Dictionary<string, string?>? settings = null, Func<IServiceProvider, BlockAttention.Caching.IKvBlockStore>? store = null)
     {
-        var factory = new ServerFactory(settings);
+        var factory = new ServerFactory(settings, store);
         factory.UseKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
         factory.StartServer();
         string address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();

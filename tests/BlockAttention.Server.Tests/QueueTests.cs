@@ -12,12 +12,14 @@ namespace BlockAttention.Server.Tests;
 /// </summary>
 public sealed class QueueTests
 {
-    [Fact]
-    public async Task A_full_queue_answers_429_with_retry_after_and_the_others_complete()
+    [Theory]
+    [InlineData("BlockAttentionServer:MaxConcurrentRequests", "BlockAttentionServer:MaxQueuedRequests")]
+    [InlineData("BlockAttention:MaxBatchSize", "BlockAttention:MaxQueuedRequests")] // unset, the server's limits are the session's
+    public async Task A_full_queue_answers_429_with_retry_after_and_the_others_complete(string running, string waiting)
     {
         var store = new GatedStore(new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 26 }));
         using var server = new ServerFactory(
-            new() { ["BlockAttentionServer:MaxConcurrentRequests"] = "1", ["BlockAttentionServer:MaxQueuedRequests"] = "1", ["BlockAttentionServer:RetryAfterSeconds"] = "7", ["BlockAttentionServer:MaxNewTokens"] = "2" },
+            new() { [running] = "1", [waiting] = "1", ["BlockAttentionServer:RetryAfterSeconds"] = "7", ["BlockAttentionServer:MaxNewTokens"] = "2" },
             _ => store);
         using var client = server.CreateClient();
         object body = new { blocks = new[] { "A passage.\n", "A question?\n" } };
@@ -41,8 +43,37 @@ public sealed class QueueTests
         (await (refused == second ? third : second)).StatusCode.Should().Be(HttpStatusCode.OK, "the queued request runs once the slot is free");
     }
 
+    [Fact]
+    public async Task A_session_that_refuses_a_request_is_a_503_with_retry_after()
+    {
+        // The server lets two requests in, the session runs one and queues none: the second is the session's to refuse.
+        var store = new GatedStore(new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 26 }));
+        using var server = new ServerFactory(
+            new()
+            {
+                ["BlockAttentionServer:MaxConcurrentRequests"] = "2", ["BlockAttention:MaxBatchSize"] = "1", ["BlockAttention:MaxQueuedRequests"] = "0",
+                ["BlockAttentionServer:RetryAfterSeconds"] = "5", ["BlockAttentionServer:MaxNewTokens"] = "2",
+            },
+            _ => store);
+        using var client = server.CreateClient();
+        object body = new { blocks = new[] { "A passage.\n", "A question?\n" } };
+
+        var holding = client.PostAsJsonAsync("/generate", body);
+        await store.Entered.WaitAsync(TimeSpan.FromSeconds(60));
+        var refused = await client.PostAsJsonAsync("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "Hello?" } } });
+
+        refused.StatusCode.Should().Be(HttpStatusCode.ServiceUnavailable);
+        refused.Headers.RetryAfter!.Delta.Should().Be(TimeSpan.FromSeconds(5));
+        var error = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error");
+        error.GetProperty("code").GetString().Should().Be("session_busy");
+        error.GetProperty("message").GetString().Should().Contain("retry after 5 s");
+
+        store.Open();
+        (await holding).StatusCode.Should().Be(HttpStatusCode.OK);
+    }
+
     /// <summary>A real store whose lookups wait until <see cref="Open"/>; <see cref="Entered"/> is released at the first lookup.</summary>
-    private sealed class GatedStore(IKvBlockStore inner) : IKvBlockStore
+    internal sealed class GatedStore(IKvBlockStore inner) : IKvBlockStore
     {
         private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
 

@@ -36,15 +36,15 @@ internal static partial class ErrorEnvelopes
         string endpoint = context.Request.Path.Value ?? "";
         try
         {
-            using var lease = await services.GetRequiredService<GenerationQueue>().EnterAsync(context.RequestAborted);
+            var queue = services.GetRequiredService<GenerationQueue>();
+            using var lease = await queue.EnterAsync(context.RequestAborted);
             if (!lease.IsAcquired)
             {
                 metrics.Count(endpoint, "rejected");
-                var limits = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BlockAttentionServerOptions>>().Value;
-                context.Response.Headers.RetryAfter = $"{limits.RetryAfterSeconds}";
+                int retryAfter = RetryAfter(context);
                 return For(shape, StatusCodes.Status429TooManyRequests,
-                    $"the server is busy: {limits.MaxConcurrentRequests} requests are generating and {limits.MaxQueuedRequests} are waiting; " +
-                    $"retry after {limits.RetryAfterSeconds} s", code: "queue_full");
+                    $"the server is busy: {queue.ConcurrentRequests} requests are generating and {queue.QueuedRequests} are waiting; " +
+                    $"retry after {retryAfter} s", code: "queue_full");
             }
 
             var result = await next(invocation);
@@ -62,6 +62,13 @@ internal static partial class ErrorEnvelopes
             metrics.Count(endpoint, "server_error");
             LogFailure(Logger(context), e, endpoint);
             return Results.Empty;
+        }
+        catch (SessionBusyException e) when (!context.Response.HasStarted)
+        {
+            // The session's own queue is full (it serves other callers too, or the server's limits exceed it).
+            metrics.Count(endpoint, "rejected");
+            int retryAfter = RetryAfter(context);
+            return For(shape, StatusCodes.Status503ServiceUnavailable, $"{e.Message}; retry after {retryAfter} s", code: "session_busy");
         }
         catch (NotSupportedException e)
         {
@@ -87,6 +94,14 @@ internal static partial class ErrorEnvelopes
             return For(shape, StatusCodes.Status500InternalServerError, "the server failed to generate; its log has the details");
         }
     };
+
+    /// <summary>Sets <c>Retry-After</c> on the response and returns its seconds.</summary>
+    private static int RetryAfter(HttpContext context)
+    {
+        int seconds = context.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<BlockAttentionServerOptions>>().Value.RetryAfterSeconds;
+        context.Response.Headers.RetryAfter = $"{seconds}";
+        return seconds;
+    }
 
     private static ILogger Logger(HttpContext context) =>
         context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("BlockAttention.AspNetCore");

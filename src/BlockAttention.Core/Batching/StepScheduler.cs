@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using BlockAttention.Attention;
 using BlockAttention.Models;
+using BlockAttention.Runtime;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Batching;
@@ -151,6 +152,12 @@ internal sealed class StepScheduler : IDisposable
 
     private void Work()
     {
+        if (_model.Info.Device.type == TorchSharp.DeviceType.CPU)
+        {
+            // Decode steps and small chunks: one thread (see IntraOpThreads); other threads keep theirs.
+            IntraOpThreads.SetForCurrentThread(1);
+        }
+
         while (true)
         {
             List<StepEntry>? batch = NextBatch();

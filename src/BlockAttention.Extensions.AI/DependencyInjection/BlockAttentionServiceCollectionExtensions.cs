@@ -59,17 +59,26 @@ public static class BlockAttentionServiceCollectionExtensions
         services.TryAddSingleton(sp => BlockStoreFactory.Create(
             sp.GetRequiredService<IOptions<BlockAttentionOptions>>().Value, sp.GetRequiredService<ICausalLanguageModel>().Info,
             sp.GetServices<IKvBlockStoreTierFactory>(), sp.GetService<ILoggerFactory>()));
-        services.TryAddSingleton(sp => new BlockSession(
-            sp.GetRequiredService<ICausalLanguageModel>(), sp.GetRequiredService<IKvBlockStore>(), new BlockSessionOptions
-            {
-                IdleCaches = sp.GetRequiredService<IOptions<BlockAttentionOptions>>().Value.IdleCaches,
-                LoggerFactory = sp.GetService<ILoggerFactory>(),
-                MeterFactory = sp.GetService<IMeterFactory>(),
-            }));
+        services.TryAddSingleton(sp => CreateSession(sp));
         services.TryAddSingleton(sp => CreateChatClient(sp));
         services.TryAddSingleton<IChatClient>(sp => sp.GetRequiredService<BlockAttentionChatClient>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ModelLoadingService>());
         return services;
+    }
+
+    private static BlockSession CreateSession(IServiceProvider services)
+    {
+        var options = services.GetRequiredService<IOptions<BlockAttentionOptions>>().Value;
+        return new BlockSession(services.GetRequiredService<ICausalLanguageModel>(), services.GetRequiredService<IKvBlockStore>(), new BlockSessionOptions
+        {
+            IdleCaches = options.IdleCaches,
+            MaxBatchSize = options.MaxBatchSize,
+            MaxQueuedRequests = options.MaxQueuedRequests,
+            PrefillChunkTokens = options.PrefillChunkTokens,
+            MaxCacheBytes = options.MaxCacheBytes,
+            LoggerFactory = services.GetService<ILoggerFactory>(),
+            MeterFactory = services.GetService<IMeterFactory>(),
+        });
     }
 
     private static BlockAttentionChatClient CreateChatClient(IServiceProvider services)

@@ -59,6 +59,28 @@ public sealed class BlockAttentionOptions
     public int IdleCaches { get; set; } = 2;
 
     /// <summary>
+    /// The most requests generating at once (default 16, as <see cref="BlockSessionOptions.MaxBatchSize"/>):
+    /// their decode steps share forward passes, and each gets exactly the tokens it gets alone.
+    /// 1 runs one request at a time through the plain forward pass.
+    /// </summary>
+    public int MaxBatchSize { get; set; } = 16;
+
+    /// <summary>
+    /// The most requests waiting for one of the <see cref="MaxBatchSize"/> places (default 256); one
+    /// more is refused at once (<see cref="SessionBusyException"/>; the server package answers 429).
+    /// </summary>
+    public int MaxQueuedRequests { get; set; } = 256;
+
+    /// <summary>The most final-block tokens one forward pass computes (default 128): a longer final block joins the batch in chunks.</summary>
+    public int PrefillChunkTokens { get; set; } = 128;
+
+    /// <summary>
+    /// The most bytes of request KV caches (in use and idle); a request that does not fit waits, one
+    /// that could never fit fails. Unset (the default): no bound.
+    /// </summary>
+    public long? MaxCacheBytes { get; set; }
+
+    /// <summary>
     /// The chat layout: <c>auto</c> (default: from the checkpoint's chat template, Tulu when it has
     /// none), <c>tulu</c> or <c>llama3</c>.
     /// </summary>

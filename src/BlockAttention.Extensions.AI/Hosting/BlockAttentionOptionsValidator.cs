@@ -65,6 +65,26 @@ internal sealed partial class BlockAttentionOptionsValidator(string sectionPath,
             failures.Add($"{Key("IdleCaches")} must be between 0 and 64, got {options.IdleCaches}");
         }
 
+        if (options.MaxBatchSize is < 1 or > 4096)
+        {
+            failures.Add($"{Key("MaxBatchSize")} must be between 1 and 4096, got {options.MaxBatchSize}");
+        }
+
+        if (options.MaxQueuedRequests is < 0 or > 1_000_000)
+        {
+            failures.Add($"{Key("MaxQueuedRequests")} must be between 0 and 1000000, got {options.MaxQueuedRequests}");
+        }
+
+        if (options.PrefillChunkTokens < 1)
+        {
+            failures.Add($"{Key("PrefillChunkTokens")} must be at least 1, got {options.PrefillChunkTokens}");
+        }
+
+        if (options.MaxCacheBytes is <= 0)
+        {
+            failures.Add($"{Key("MaxCacheBytes")} must be greater than 0, got {options.MaxCacheBytes}");
+        }
+
         if (options.ChatFormat is null
             || (!string.Equals(options.ChatFormat, "auto", StringComparison.OrdinalIgnoreCase)
                 && !Prompts.ChatFormat.All.Any(f => string.Equals(f.Name, options.ChatFormat, StringComparison.OrdinalIgnoreCase))))
