@@ -137,6 +137,13 @@ public sealed partial class LlamaModel
                 }
             }
 
+            // Each cache's addresses read once for the call: per layer, a sequence costs one launch.
+            var targets = new AppendTarget[steps.Count];
+            for (int i = 0; i < steps.Count; i++)
+            {
+                targets[i] = DecoderKernels.Target(steps[i].Cache, counts[i]);
+            }
+
             var normed = empty([padded, _shape.Hidden], Info.DType, Info.Device);
             var attended = zeros([padded, heads * headDim], Info.DType, Info.Device); // padding rows stay zero
             var gated = empty([padded, _shape.Intermediate], Info.DType, Info.Device);
@@ -149,10 +156,12 @@ public sealed partial class LlamaModel
                 using (var qkv = TiledLinear(normed, layer.Qkv, tile))
                 using (var qkvHeads = qkv.view(padded, heads + 2 * kvHeads, headDim))
                 {
+                    kernels.RequireRows(qkvHeads);
+                    nint qkvAddress = CudaKernels.DataPointer(qkvHeads);
+                    long rowBytes = qkvHeads.stride(0) * qkvHeads.ElementSize;
                     for (int i = 0; i < steps.Count; i++)
                     {
-                        using var stepRows = qkvHeads.narrow(0, firstRow[i], counts[i]);
-                        kernels.RotateAppend(stepRows, heads, kvHeads, steps[i].Cache, layerIndex, starts[i]);
+                        kernels.RotateAppend(qkvAddress + checked((nint)(firstRow[i] * rowBytes)), counts[i], heads, kvHeads, targets[i], layerIndex, starts[i]);
                     }
 
                     foreach (var (row, count, plan) in plans)

@@ -326,19 +326,36 @@ internal sealed class StepScheduler : IDisposable
         {
             var steps = batched.Select(i => new ForwardStep(batch[i].Tokens, batch[i].Cache, batch[i].LogitsToKeep)).ToList();
             using var logits = ((IBatchForward)_model).ForwardBatch(steps);
-            int row = 0;
-            foreach (int i in batched)
+            var rows = new int[batched.Count];
+            for (int j = 1; j < batched.Count; j++)
             {
+                rows[j] = rows[j - 1] + batch[batched[j - 1]].LogitsToKeep;
+            }
+
+            void PickOne(int j)
+            {
+                int i = batched[j];
                 try
                 {
-                    outcomes[i] = Pick(batch[i], logits, row, batch.Count);
+                    outcomes[i] = Pick(batch[i], logits, rows[j], batch.Count);
                 }
                 catch (Exception e)
                 {
                     failures[i] = e;
                 }
+            }
 
-                row += batch[i].LogitsToKeep;
+            if (ParallelPicks(batched.Count))
+            {
+                // Each pick is its own request's (its own sampler): the order they run in changes nothing.
+                Parallel.For(0, batched.Count, PickOne);
+            }
+            else
+            {
+                for (int j = 0; j < batched.Count; j++)
+                {
+                    PickOne(j);
+                }
             }
         }
         catch (Exception e)
@@ -349,6 +366,14 @@ internal sealed class StepScheduler : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Whether a batch's token picks run side by side: on an accelerator, where the device waits
+    /// for them (a sampled pick copies its row to the CPU and works through the whole vocabulary
+    /// there), so that the next step does not wait for dozens of them one after another. On the
+    /// CPU the picks stay on the worker thread, which the model's work already keeps busy.
+    /// </summary>
+    internal bool ParallelPicks(int picks) => picks > 1 && _model.Info.Device.type != TorchSharp.DeviceType.CPU;
 
     private static StepOutcome Pick(StepEntry entry, Tensor? logits, int row, int batchSize)
     {

@@ -60,19 +60,40 @@ internal sealed unsafe class DecoderKernels
     /// </summary>
     public void RotateAppend(Tensor qkv, int heads, int kvHeads, KvCache cache, int layer, int position)
     {
-        Require(qkv, 3);
+        RequireRows(qkv);
         int n = (int)qkv.shape[0];
+        RotateAppend(CudaKernels.DataPointer(qkv), n, heads, kvHeads, Target(cache, n), layer, position);
+    }
+
+    /// <summary>Checks that <paramref name="qkv"/> is a contiguous <c>[n, heads + 2 kvHeads, headDim]</c> tensor of this dtype.</summary>
+    public void RequireRows(Tensor qkv) => Require(qkv, 3);
+
+    /// <summary>
+    /// Where <see cref="RotateAppend(nint, int, int, int, AppendTarget, int, int)"/> writes
+    /// <paramref name="n"/> new positions of <paramref name="cache"/>: read once per forward call
+    /// and used for every layer (the cache's length moves only after the call).
+    /// </summary>
+    public static AppendTarget Target(KvCache cache, int n)
+    {
         if (cache.Length + (long)n > cache.Capacity)
         {
             throw new InvalidOperationException($"the KV cache holds {cache.Capacity} positions; {cache.Length} are used and {n} more were written");
         }
 
         var keys = cache.AllKeys;
-        nint q = CudaKernels.DataPointer(qkv);
-        nint k = CudaKernels.DataPointer(keys);
-        nint v = CudaKernels.DataPointer(cache.AllValues);
-        long layerOffset = layer * keys.stride(0), headStride = keys.stride(1);
-        int own = cache.Length, h = heads, kv = kvHeads, p = position;
+        return new AppendTarget(CudaKernels.DataPointer(keys), CudaKernels.DataPointer(cache.AllValues), keys.stride(0), keys.stride(1), cache.Length);
+    }
+
+    /// <summary>
+    /// As <see cref="RotateAppend(Tensor, int, int, KvCache, int, int)"/> for <paramref name="n"/>
+    /// rows at device address <paramref name="qkvRows"/> of a tensor that <see cref="RequireRows"/>
+    /// accepted, into <paramref name="target"/>: one kernel launch, no other host call.
+    /// </summary>
+    public void RotateAppend(nint qkvRows, int n, int heads, int kvHeads, AppendTarget target, int layer, int position)
+    {
+        nint q = qkvRows, k = target.Keys, v = target.Values;
+        long layerOffset = layer * target.LayerStride, headStride = target.HeadStride;
+        int own = target.Own, h = heads, kv = kvHeads, p = position;
         nint f = CudaKernels.DataPointer(_inverseFrequencies);
         void** args = stackalloc void*[] { &q, &h, &kv, &k, &v, &layerOffset, &headStride, &own, &p, &f };
         Launch(_functions.RotateAppend, (uint)n, (uint)kvHeads, (uint)(HeadDim / 2), args, "rotate_append");
@@ -106,3 +127,6 @@ internal sealed unsafe class DecoderKernels
         }
     }
 }
+
+/// <summary>A request's cache as the rotate-and-append kernel writes into it: device addresses of all layers' keys and values, their layer and head strides (elements), and the positions already held.</summary>
+internal readonly record struct AppendTarget(nint Keys, nint Values, long LayerStride, long HeadStride, int Own);
