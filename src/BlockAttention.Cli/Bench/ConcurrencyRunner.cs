@@ -29,12 +29,13 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
         using var batched = new BlockSession(model, store, batchedOptions);
         using var serial = new BlockSession(model, store, serialOptions);
         // Warm: the passages into the store, and each session's caches and code paths.
+        Report($"concurrency: warming up ({length}-token prompts; one request alone, then {Math.Min(options.MaxBatchSize, options.Concurrency.Max())} at once)");
         var warm = new GenerationOptions { MaxNewTokens = 4, StopTokenIds = [], StopStrings = [] };
         await serial.GenerateAsync(prompt.ForRequest(_question++), warm, cancellationToken);
         await Task.WhenAll(Enumerable.Range(0, Math.Min(options.MaxBatchSize, options.Concurrency.Max()))
             .Select(_ => batched.GenerateAsync(prompt.ForRequest(Interlocked.Increment(ref _question)), warm, cancellationToken)));
 
-        progress.WriteLine($"concurrency: {length}-token prompts, {options.DecodeTokens} tokens each, Poisson arrivals at {options.ArrivalRate:G3}/s (seed {options.Seed}); batched (MaxBatchSize {options.MaxBatchSize}) against one at a time");
+        Report($"concurrency: {length}-token prompts, {options.DecodeTokens} tokens each, Poisson arrivals at {options.ArrivalRate:G3}/s (seed {options.Seed}); batched (MaxBatchSize {options.MaxBatchSize}) against one at a time");
         var results = new List<ConcurrencyResult>();
         foreach (int concurrency in options.Concurrency)
         {
@@ -43,8 +44,11 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
             int first = _question;
             var batchedTokens = new List<int>[requests];
             var serialTokens = new List<int>[requests];
-            var batchedLoad = await LoadAsync(batched, prompt, arrivals, concurrency, first, batchedTokens);
-            var serialLoad = await LoadAsync(serial, prompt, arrivals, concurrency, first, serialTokens);
+            var batchedLoad = await LoadAsync(batched, prompt, arrivals, concurrency, first, batchedTokens, $"c={concurrency} batched");
+            // The batched figures first: the one-at-a-time side can take long, and a run cut short still shows them.
+            Report($"  c={concurrency,3} batched: {batchedLoad.OutputTokensPerSecond:F1} tok/s, {batchedLoad.OutputTokens} tokens in {batchedLoad.WallMs / 1000:F1} s; " +
+                $"TTFT p50/p95 {batchedLoad.TtftP50Ms:F0}/{batchedLoad.TtftP95Ms:F0} ms; TPOT p50/p95 {batchedLoad.TpotP50Ms:F1}/{batchedLoad.TpotP95Ms:F1} ms; now one at a time");
+            var serialLoad = await LoadAsync(serial, prompt, arrivals, concurrency, first, serialTokens, $"c={concurrency} one at a time");
             _question += requests;
             var result = batchedLoad with
             {
@@ -53,7 +57,7 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
                 Serial = serialLoad,
                 ThroughputRatio = batchedLoad.OutputTokensPerSecond / serialLoad.OutputTokensPerSecond,
             };
-            progress.WriteLine($"  c={concurrency,3}: {result.OutputTokensPerSecond,7:F1} tok/s (one at a time {serialLoad.OutputTokensPerSecond:F1}, x{result.ThroughputRatio:F2}); " +
+            Report($"  c={concurrency,3}: {result.OutputTokensPerSecond,7:F1} tok/s (one at a time {serialLoad.OutputTokensPerSecond:F1}, x{result.ThroughputRatio:F2}); " +
                 $"TTFT p50/p95 {result.TtftP50Ms:F0}/{result.TtftP95Ms:F0} ms ({serialLoad.TtftP50Ms:F0}/{serialLoad.TtftP95Ms:F0}); TPOT p50/p95 {result.TpotP50Ms:F1}/{result.TpotP95Ms:F1} ms ({serialLoad.TpotP50Ms:F1}/{serialLoad.TpotP95Ms:F1})");
             if (options.CheckExact)
             {
@@ -84,7 +88,7 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
                 }
 
                 result = result with { ExactIdentical = identical, ExactChecked = requests, SerialIdentical = serialIdentical, ExactDetail = detail };
-                progress.WriteLine($"  c={concurrency,3} exact: {(identical == requests ? "PASS" : "FAIL")} {identical} of {requests} requests (even greedy, odd sampled) give the same tokens batched and alone on the batching session{(detail is null ? "" : "; first: " + detail)}; " +
+                Report($"  c={concurrency,3} exact: {(identical == requests ? "PASS" : "FAIL")} {identical} of {requests} requests (even greedy, odd sampled) give the same tokens batched and alone on the batching session{(detail is null ? "" : "; first: " + detail)}; " +
                     $"one-at-a-time session (plain forward pass) equal to alone: {serialIdentical} of {requests}");
             }
 
@@ -151,7 +155,47 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
         ? new GenerationOptions { MaxNewTokens = Math.Max(1, options.DecodeTokens), StopTokenIds = [], StopStrings = [], Temperature = 0.8f, TopK = 50, Seed = options.Seed * 7919 + question }
         : new GenerationOptions { MaxNewTokens = Math.Max(1, options.DecodeTokens), StopTokenIds = [], StopStrings = [] };
 
-    private async Task<ConcurrencyResult> LoadAsync(BlockSession session, BenchPrompt prompt, double[] arrivals, int concurrency, int firstQuestion, List<int>[] tokenIds)
+    /// <summary>How often a concurrency level reports how far it has got (requests done, tokens, tokens per second).</summary>
+    internal TimeSpan ProgressInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    private readonly object _progressLock = new();
+
+    /// <summary>One progress line; the periodic report writes from another thread.</summary>
+    private void Report(string line)
+    {
+        lock (_progressLock)
+        {
+            progress.WriteLine(line);
+        }
+    }
+
+    /// <summary>Every <see cref="ProgressInterval"/> until <paramref name="stop"/>: requests done and tokens so far, so that a run cut short still leaves figures.</summary>
+    private async Task ReportProgressAsync(string label, int requests, LoadCounters counters, Stopwatch clock, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(ProgressInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                long tokens = Interlocked.Read(ref counters.Tokens);
+                double seconds = clock.Elapsed.TotalSeconds;
+                Report($"    {label}: {Volatile.Read(ref counters.Done)} of {requests} requests done, {tokens} tokens in {seconds:F0} s ({tokens / seconds:F1} tok/s)");
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // the level ended
+        }
+    }
+
+    /// <summary>Live counts of a concurrency level, read by the progress report.</summary>
+    private sealed class LoadCounters
+    {
+        public int Done;
+        public long Tokens;
+    }
+
+    private async Task<ConcurrencyResult> LoadAsync(BlockSession session, BenchPrompt prompt, double[] arrivals, int concurrency, int firstQuestion, List<int>[] tokenIds, string label)
     {
         using var slots = new SemaphoreSlim(concurrency, concurrency);
         var ttft = new double[arrivals.Length];
@@ -159,58 +203,20 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
         long tokens = 0;
         var clock = Stopwatch.StartNew();
         var tasks = new List<Task>();
-        for (int i = 0; i < arrivals.Length; i++)
+        var counters = new LoadCounters();
+        using var stopProgress = new CancellationTokenSource();
+        var reporter = ReportProgressAsync(label, arrivals.Length, counters, clock, stopProgress.Token);
+        try
         {
-            var wait = TimeSpan.FromSeconds(arrivals[i]) - clock.Elapsed;
-            if (wait > TimeSpan.Zero)
-            {
-                await Task.Delay(wait, cancellationToken);
-            }
-
-            await slots.WaitAsync(cancellationToken);
-            int index = i;
-            var request = prompt.ForRequest(firstQuestion + i);
-            tasks.Add(Task.Run(async () =>
-            {
-                try
-                {
-                    long sent = Stopwatch.GetTimestamp();
-                    long firstToken = 0;
-                    int count = 0;
-                    var ids = new List<int>();
-                    await foreach (var chunk in session.StreamAsync(request, Generation(firstQuestion + index), cancellationToken))
-                    {
-                        if (chunk.TokenId is int id)
-                        {
-                            ids.Add(id);
-                            if (count++ == 0)
-                            {
-                                firstToken = Stopwatch.GetTimestamp();
-                            }
-                        }
-                    }
-
-                    tokenIds[index] = ids;
-
-                    long end = Stopwatch.GetTimestamp();
-                    ttft[index] = Stopwatch.GetElapsedTime(sent, firstToken).TotalMilliseconds;
-                    lock (tpot)
-                    {
-                        tokens += count;
-                        if (count > 1)
-                        {
-                            tpot.Add(Stopwatch.GetElapsedTime(firstToken, end).TotalMilliseconds / (count - 1));
-                        }
-                    }
-                }
-                finally
-                {
-                    slots.Release();
-                }
-            }, cancellationToken));
+            await SendAsync();
+            await Task.WhenAll(tasks);
+        }
+        finally
+        {
+            await stopProgress.CancelAsync();
+            await reporter;
         }
 
-        await Task.WhenAll(tasks);
         double seconds = clock.Elapsed.TotalSeconds;
         return new ConcurrencyResult
         {
@@ -222,5 +228,61 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
             OutputTokens = tokens,
             WallMs = seconds * 1000,
         };
+
+        async Task SendAsync()
+        {
+            for (int i = 0; i < arrivals.Length; i++)
+            {
+                var wait = TimeSpan.FromSeconds(arrivals[i]) - clock.Elapsed;
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, cancellationToken);
+                }
+
+                await slots.WaitAsync(cancellationToken);
+                int index = i;
+                var request = prompt.ForRequest(firstQuestion + i);
+                tasks.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        long sent = Stopwatch.GetTimestamp();
+                        long firstToken = 0;
+                        int count = 0;
+                        var ids = new List<int>();
+                        await foreach (var chunk in session.StreamAsync(request, Generation(firstQuestion + index), cancellationToken))
+                        {
+                            if (chunk.TokenId is int id)
+                            {
+                                ids.Add(id);
+                                Interlocked.Increment(ref counters.Tokens);
+                                if (count++ == 0)
+                                {
+                                    firstToken = Stopwatch.GetTimestamp();
+                                }
+                            }
+                        }
+
+                        tokenIds[index] = ids;
+                        Interlocked.Increment(ref counters.Done);
+
+                        long end = Stopwatch.GetTimestamp();
+                        ttft[index] = Stopwatch.GetElapsedTime(sent, firstToken).TotalMilliseconds;
+                        lock (tpot)
+                        {
+                            tokens += count;
+                            if (count > 1)
+                            {
+                                tpot.Add(Stopwatch.GetElapsedTime(firstToken, end).TotalMilliseconds / (count - 1));
+                            }
+                        }
+                    }
+                    finally
+                    {
+                        slots.Release();
+                    }
+                }, cancellationToken));
+            }
+        }
     }
 }
