@@ -187,12 +187,24 @@ internal sealed class SegmentAttention : IDisposable
 
         var functions = _kernels.Decode(DType, HeadDim) ?? throw new InvalidOperationException($"the CUDA decode kernel is not available for {DType} with head dimension {HeadDim}: {CudaKernels.Status}");
         var all = new List<KvSegment>();
+        // Sequences share their cached blocks: each block's tensors are checked once per call (a
+        // check is a dozen calls into libtorch, and a batch can list the same block 64 times).
+        var checkedTensors = new Dictionary<(Tensor Keys, Tensor Values), long>(TensorPairComparer.Instance);
         foreach (var list in segments)
         {
             ArgumentNullException.ThrowIfNull(list);
             foreach (var segment in list)
             {
-                Validate(segment, all.Count);
+                if (!checkedTensors.TryGetValue((segment.Keys, segment.Values), out long positions))
+                {
+                    Validate(segment, all.Count);
+                    checkedTensors.Add((segment.Keys, segment.Values), segment.Keys.shape[2]);
+                }
+                else if (segment.Length < 0 || segment.Length > positions || segment.KeyPosition < 0)
+                {
+                    throw new ArgumentException($"segment {all.Count}: length {segment.Length} at position {segment.KeyPosition} does not fit its {positions} positions");
+                }
+
                 all.Add(segment);
             }
         }
@@ -248,13 +260,20 @@ internal sealed class SegmentAttention : IDisposable
     private static void WriteSegments(IReadOnlyList<KvSegment> segments, int[] table)
     {
         var longs = new long[segments.Count * 8];
+        var layouts = new Dictionary<(Tensor Keys, Tensor Values), (long Keys, long Values, long LayerStride, long HeadStride)>(TensorPairComparer.Instance);
         for (int s = 0; s < segments.Count; s++)
         {
             var segment = segments[s];
-            longs[s * 8 + 0] = CudaKernels.DataPointer(segment.Keys);
-            longs[s * 8 + 1] = CudaKernels.DataPointer(segment.Values);
-            longs[s * 8 + 2] = segment.Keys.stride(0);
-            longs[s * 8 + 3] = segment.Keys.stride(1);
+            if (!layouts.TryGetValue((segment.Keys, segment.Values), out var layout))
+            {
+                layout = (CudaKernels.DataPointer(segment.Keys), CudaKernels.DataPointer(segment.Values), segment.Keys.stride(0), segment.Keys.stride(1));
+                layouts.Add((segment.Keys, segment.Values), layout);
+            }
+
+            longs[s * 8 + 0] = layout.Keys;
+            longs[s * 8 + 1] = layout.Values;
+            longs[s * 8 + 2] = layout.LayerStride;
+            longs[s * 8 + 3] = layout.HeadStride;
             longs[s * 8 + 4] = segment.Length;
             longs[s * 8 + 5] = segment.KeyPosition;
             longs[s * 8 + 6] = segment.RotationBase;
@@ -379,6 +398,18 @@ internal sealed class SegmentAttention : IDisposable
     }
 
     public void Dispose() => _inverseFrequencies.Dispose();
+}
+
+/// <summary>Pairs of tensors by reference (the same tensor objects, not equal values).</summary>
+internal sealed class TensorPairComparer : IEqualityComparer<(Tensor Keys, Tensor Values)>
+{
+    public static readonly TensorPairComparer Instance = new();
+
+    public bool Equals((Tensor Keys, Tensor Values) x, (Tensor Keys, Tensor Values) y) =>
+        ReferenceEquals(x.Keys, y.Keys) && ReferenceEquals(x.Values, y.Values);
+
+    public int GetHashCode((Tensor Keys, Tensor Values) pair) =>
+        HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(pair.Keys), System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(pair.Values));
 }
 
 /// <summary>
