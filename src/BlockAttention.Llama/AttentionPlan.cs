@@ -100,9 +100,9 @@ internal sealed class AttentionPlan : IDisposable
         // [group * rows, keys], row (g, r) seeing up to keys - rows + r: with one chunk
         // (rows == count) that is prefix + r, the whole mask of the call.
         using var scope = NewDisposeScope();
-        var columns = arange(keys, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var columns = Scalars.Arange(0, keys, device: device).unsqueeze(0);
         using var firstLimit = Scalars.Of((long)keys - rows); // disposed after use, so alive during it (see Scalars)
-        var rowLimits = arange(rows, dtype: ScalarType.Int64, device: device).repeat(shape.Group).add_(firstLimit).unsqueeze(1);
+        var rowLimits = Scalars.Arange(0, rows, device: device).repeat(shape.Group).add_(firstLimit).unsqueeze(1);
         var mask = zeros([shape.Group * rows, keys], dtype, device)
             .masked_fill_(columns.gt(rowLimits), Scalars.NegativeInfinity).DetachFromDisposeScope();
         return new AttentionPlan(shape, mask, foldGroups: true, causal: false, prefix, rows, matmul);

@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using System.Diagnostics;
 using System.Text.Json;
 using BlockAttention.Training.Data;
@@ -90,7 +91,8 @@ public sealed class Trainer
                 using var scope = NewDisposeScope();
                 var loss = _model.LossSum(chunk);
                 lossSum += loss.item<float>();
-                loss.div(batchLossTokens).backward();
+                using var divisor = Scalars.Of(batchLossTokens);
+                loss.div(divisor).backward();
                 tokens += chunk.Sum(s => (long)s.Length);
             }
 
@@ -158,7 +160,7 @@ public sealed class Trainer
         double norm = stack(grads.Select(g => g.norm()).ToArray()).norm().item<float>();
         if (maxNorm > 0 && norm > maxNorm)
         {
-            double factor = maxNorm / (norm + 1e-6);
+            using var factor = Scalars.Of(maxNorm / (norm + 1e-6));
             foreach (var g in grads)
             {
                 g.mul_(factor);

@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Attention;
@@ -59,8 +60,8 @@ public static class BlockMask
         }
 
         using var scope = NewDisposeScope();
-        var rows = arange(start, (long)start + count, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        var columns = arange((long)start + count, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var rows = Scalars.Arange(start, (long)start + count, device: device).unsqueeze(1);
+        var columns = Scalars.Arange(0, (long)start + count, device: device).unsqueeze(0);
         var first = tensor(visibleFrom, ScalarType.Int64, device).unsqueeze(1);
         return columns.ge(first).logical_and_(columns.le(rows)).MoveToOuterDisposeScope();
     }

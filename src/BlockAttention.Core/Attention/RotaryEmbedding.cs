@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -146,7 +147,7 @@ public sealed class RotaryEmbedding : IDisposable
         // Grow to the next power of two so that a growing prompt rebuilds the table rarely.
         long size = Math.Max(256, (long)BitOperationsRoundUp(length));
         using var scope = NewDisposeScope();
-        var positions = arange(size, dtype: ScalarType.Float32);
+        var positions = Scalars.Arange(0, size, dtype: ScalarType.Float32);
         var angles = AnglesFor(positions);
         var cos = angles.cos().to(dtype, device).DetachFromDisposeScope();
         var sin = SignedSin(angles).to(dtype, device).DetachFromDisposeScope();
@@ -193,8 +194,10 @@ public sealed class RotaryEmbedding : IDisposable
         // inv_freq = 1 / theta^(arange(0, d, 2) / d), with the reference's float32 torch ops so
         // that the frequencies agree with it to the bit.
         using var scope = NewDisposeScope();
-        var exponents = arange(0, headDim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32).div(headDim);
-        var frequencies = full(exponents.shape, theta, dtype: ScalarType.Float32).pow(exponents).reciprocal();
+        using var dimension = Scalars.Of(headDim);
+        using var thetaScalar = Scalars.Of(theta);
+        var exponents = Scalars.Arange(0, headDim, 2).to(ScalarType.Float32).div(dimension);
+        var frequencies = full(exponents.shape, thetaScalar, dtype: ScalarType.Float32).pow(exponents).reciprocal();
         return frequencies.data<float>().ToArray();
     }
 

@@ -29,4 +29,17 @@ internal static class Scalars
 
     /// <summary>A scalar the caller disposes once the operation that reads it has returned.</summary>
     public static Scalar Of(long value) => value.ToScalar();
+
+    /// <summary>
+    /// <c>torch.arange(start, stop, step)</c> with its bounds held as scalars that stay alive
+    /// through the call (TorchSharp's overloads take <see cref="Scalar"/>s, so plain numbers would
+    /// become collectable temporaries).
+    /// </summary>
+    public static torch.Tensor Arange(long start, long stop, long step = 1, torch.ScalarType dtype = torch.ScalarType.Int64, torch.Device? device = null)
+    {
+        using var first = Of(start);
+        using var end = Of(stop);
+        using var stride = Of(step);
+        return torch.arange(first, end, stride, dtype, device);
+    }
 }

@@ -1,7 +1,7 @@
 using BlockAttention.Attention;
 using BlockAttention.Llama;
 using BlockAttention.Llama.Checkpoints;
-using TorchSharp;
+using BlockAttention.Runtime;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -88,7 +88,11 @@ public sealed class TrainableLlama : IDisposable
 
             double bound = 1 / Math.Sqrt(shape[1]);
             using var a = rand([options.Rank, shape[1]], ScalarType.Float32, generator: generator);
-            _adapters[projection + ".lora_A.weight"] = a.mul(2 * bound).sub(bound).to(Device).requires_grad_(true);
+            using var width = Scalars.Of(2 * bound);
+            using var shift = Scalars.Of(bound);
+            using var scaled = a.mul(width);
+            using var centred = scaled.sub(shift);
+            _adapters[projection + ".lora_A.weight"] = centred.to(Device).requires_grad_(true);
             _adapters[projection + ".lora_B.weight"] = zeros([shape[0], options.Rank], ScalarType.Float32, Device).requires_grad_(true);
         }
 
@@ -113,7 +117,7 @@ public sealed class TrainableLlama : IDisposable
         }
 
         using var noGrad = no_grad();
-        using var scale = _loraScale.ToScalar();
+        using var scale = Scalars.Of(_loraScale);
         var merged = new Dictionary<string, Tensor>();
         foreach (var (name, weight) in _parameters)
         {
@@ -350,9 +354,9 @@ public sealed class TrainableLlama : IDisposable
 
     private Tensor RmsNorm(Tensor x, Tensor weight)
     {
-        using var epsilon = Config.RmsNormEps.ToScalar();
+        using var epsilon = Scalars.Of(Config.RmsNormEps);
         var x32 = x.to(ScalarType.Float32);
-        var normalised = x32.mul(x32.pow(2).mean([-1], keepdim: true).add(epsilon).rsqrt());
+        var normalised = x32.mul(x32.square().mean([-1], keepdim: true).add(epsilon).rsqrt());
         return weight.mul(normalised.to(x.dtype));
     }
 
@@ -371,10 +375,9 @@ public sealed class TrainableLlama : IDisposable
             v = v.repeat_interleave(group, 1);
         }
 
-        using var scale = (1.0 / Math.Sqrt(headDim)).ToScalar();
-        using var minusInfinity = double.NegativeInfinity.ToScalar();
+        using var scale = Scalars.Of(1.0 / Math.Sqrt(headDim));
         var scores = q.matmul(k.transpose(2, 3)).mul(scale).to(ScalarType.Float32);
-        var probabilities = scores.masked_fill(blocked, minusInfinity).softmax(-1).to(x.dtype);
+        var probabilities = scores.masked_fill(blocked, Scalars.NegativeInfinity).softmax(-1).to(x.dtype);
         var attended = probabilities.matmul(v).transpose(1, 2).reshape(batch, n, heads * headDim);
         return Linear(attended, p + "self_attn.o_proj.weight");
     }
@@ -392,7 +395,7 @@ public sealed class TrainableLlama : IDisposable
             return y;
         }
 
-        using var scale = _loraScale.ToScalar();
+        using var scale = Scalars.Of(_loraScale);
         var b = _adapters[projection + ".lora_B.weight"];
         var update = F.linear(F.linear(x, ComputeDType == ScalarType.Float32 ? a : a.to(ComputeDType)), ComputeDType == ScalarType.Float32 ? b : b.to(ComputeDType));
         return y.add(update, scale);

@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using BlockAttention.Training.Data;
 using static TorchSharp.torch;
 
@@ -23,8 +24,8 @@ public static class TrainingMask
     {
         var firstVisible = FirstVisible(length, localBlockLengths, length);
         using var scope = NewDisposeScope();
-        var columns = arange(length, ScalarType.Int64, device).unsqueeze(0);
-        var rows = arange(length, ScalarType.Int64, device).unsqueeze(1);
+        var columns = Scalars.Arange(0, length, device: device).unsqueeze(0);
+        var rows = Scalars.Arange(0, length, device: device).unsqueeze(1);
         var first = tensor(firstVisible, ScalarType.Int64, device).unsqueeze(1);
         return columns.le(rows).logical_and_(columns.ge(first)).MoveToOuterDisposeScope();
     }
@@ -59,8 +60,8 @@ public static class TrainingMask
         }
 
         using var scope = NewDisposeScope();
-        var columns = arange(width, ScalarType.Int64, device).view(1, 1, width);
-        var rows = arange(width, ScalarType.Int64, device).view(1, width, 1);
+        var columns = Scalars.Arange(0, width, device: device).view(1, 1, width);
+        var rows = Scalars.Arange(0, width, device: device).view(1, width, 1);
         var first = tensor(firstVisible, ScalarType.Int64, device).view(lengths.Count, width, 1);
         return columns.le(rows).logical_and(columns.ge(first)).MoveToOuterDisposeScope();
     }

@@ -1,3 +1,4 @@
+using BlockAttention.Runtime;
 using static TorchSharp.torch;
 
 namespace BlockAttention.Training.Optimization;
@@ -78,15 +79,24 @@ public sealed class AdamW : IDisposable
                 continue;
             }
 
+            // Every number is an explicit scalar disposed after the update (see Scalars).
             if (WeightDecay != 0 && p.ndim > 1)
             {
-                p.mul_(1 - lr * WeightDecay);
+                using var decay = Scalars.Of(1 - lr * WeightDecay);
+                p.mul_(decay);
             }
 
-            var m = _first[name].mul_(Beta1).add_(grad, alpha: 1 - Beta1);
-            var v = _second[name].mul_(Beta2).addcmul_(grad, grad, value: 1 - Beta2);
-            var denominator = v.sqrt().div_(Math.Sqrt(correction2)).add_(Epsilon);
-            p.addcdiv_(m, denominator, value: -lr / correction1);
+            using var beta1 = Scalars.Of(Beta1);
+            using var oneMinusBeta1 = Scalars.Of(1 - Beta1);
+            using var beta2 = Scalars.Of(Beta2);
+            using var oneMinusBeta2 = Scalars.Of(1 - Beta2);
+            using var secondCorrection = Scalars.Of(Math.Sqrt(correction2));
+            using var epsilon = Scalars.Of(Epsilon);
+            using var stepSize = Scalars.Of(-lr / correction1);
+            var m = _first[name].mul_(beta1).add_(grad, alpha: oneMinusBeta1);
+            var v = _second[name].mul_(beta2).addcmul_(grad, grad, value: oneMinusBeta2);
+            var denominator = v.sqrt().div_(secondCorrection).add_(epsilon);
+            p.addcdiv_(m, denominator, value: stepSize);
         }
     }
 
