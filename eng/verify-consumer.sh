@@ -2,7 +2,7 @@
 # Checks what a consumer of our packages gets, end to end, on this machine:
 #
 #   1. packs BlockAttention.Core, BlockAttention.Llama, BlockAttention.Extensions.AI,
-#      BlockAttention.AspNetCore and BlockAttention.Redis (Release build of this tree) into a temporary local feed, under a
+#      BlockAttention.AspNetCore, BlockAttention.Redis and BlockAttention.Training (Release build of this tree) into a temporary local feed, under a
 #      version unique to this run (0.1.0-ci.<time>.<pid>), and checks that each has a symbol package and a README whose links
 #      work outside the repository;
 #   2. creates a fresh `dotnet new console` app in a temporary folder, with a nuget.config of that
@@ -92,13 +92,13 @@ feed="$work/feed"
 step build dotnet build "$repo/src/BlockAttention.Cli/BlockAttention.Cli.csproj" -c Release
 # BlockAttention.AspNetCore's build includes BlockAttention.Extensions.AI's.
 step build-aspnetcore dotnet build "$repo/src/BlockAttention.AspNetCore/BlockAttention.AspNetCore.csproj" -c Release
-for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI BlockAttention.AspNetCore BlockAttention.Redis BlockAttention.Cli; do
+for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI BlockAttention.AspNetCore BlockAttention.Redis BlockAttention.Training BlockAttention.Cli; do
   step "pack-$project" dotnet pack "$repo/src/$project/$project.csproj" -c Release --no-build \
     -o "$feed" -p:Version="$version" -p:NuspecOutputPath="$work/nuspec/$project/"
 done
 
 # Every package comes with its symbols and a README whose links work outside this repository.
-for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI BlockAttention.AspNetCore BlockAttention.Redis; do
+for project in BlockAttention.Core BlockAttention.Llama BlockAttention.Extensions.AI BlockAttention.AspNetCore BlockAttention.Redis BlockAttention.Training; do
   [ -f "$feed/$project.$version.snupkg" ] || fail "no symbol package $project.$version.snupkg"
   readme=$(unzip -p "$feed/$project.$version.nupkg" README.md) || fail "$project has no README.md"
   relative=$(echo "$readme" | grep -oE '\]\([^)#][^)]*\)' | grep -vE '^\]\(https?://' || true)

@@ -3,22 +3,28 @@
 // absolute positions, queries rotated to theirs, masked softmax attention over the concatenation.
 // Outputs and the kernel's partial results are poisoned with NaN first, so any element the
 // kernels fail to write fails the check. Then times the kernels at the bench's shape.
-//   usage: KernelCheck [--cases N] [--seed S] [--out report.md]
+// Every case runs on every kernel that takes it: the CUDA-core split kernel (fma), the tensor-core
+// one (mma, bfloat16/float16) and the decode kernel (decode, at most 8 folded query rows). Batch
+// cases run several sequences (sharing some cached blocks) through one decode call, check each
+// against the reference and against the same sequence run alone (bit for bit).
+//   usage: KernelCheck [--cases N] [--batch-cases N] [--seed S] [--out report.md]
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using BlockAttention.Attention.Cuda;
 using static TorchSharp.torch;
 
-int cases = 240, seed = 20261202;
+int cases = 240, batchCases = 30, seed = 20261202;
 string? outPath = null;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
     {
         case "--cases": cases = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+        case "--batch-cases": batchCases = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--seed": seed = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--out": outPath = args[++i]; break;
+        case "--self-test": return SelfTest();
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
 }
@@ -38,14 +44,14 @@ report.AppendLine($"- Date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; cases {cases
 report.AppendLine("- Reference: float64, keys rotated by their segment's offset, queries by their position (exact float64 angles), masked softmax over all keys.");
 report.AppendLine("- Pass: |kernel - reference| <= atol + rtol * |reference| for every element (float32 1e-3 + 1e-3, float16 2e-3 + 2e-3, bfloat16 1e-2 + 1e-2), with NaN-poisoned outputs and partials.");
 report.AppendLine();
-report.AppendLine("bfloat16 and float16 cases alternate between the tensor-core kernel (mma) and the CUDA-core one (fma), which float32 always uses.");
+report.AppendLine("Each case runs on every kernel that takes it: fma (CUDA cores, all dtypes), mma (tensor cores, bfloat16/float16, head dimension a multiple of 16), decode (at most 8 folded rows: query heads per KV head x query rows).");
 report.AppendLine();
 report.AppendLine("| # | dtype | kernel | d | kv heads | group | rows n | segments | keys | layer | chunks | max abs err | max rel-to-scale err | result |");
 report.AppendLine("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
 
 var random = new Random(seed);
 manual_seed(seed);
-int failures = 0;
+int failures = 0, runs = 0;
 var worst = new Dictionary<string, double>();
 ScalarType[] dtypes = [ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16];
 for (int c = 0; c < cases; c++)
@@ -55,7 +61,7 @@ for (int c = 0; c < cases; c++)
     int headDim = random.Next(10) switch { 0 => 8, 1 => 16, < 6 => 64, _ => 128 };
     int kvHeads = new[] { 1, 2, 4, 8 }[random.Next(4)];
     int group = 1 + random.Next(8);
-    int n = random.Next(4) switch { 0 => 1, 1 => 1 + random.Next(16), 2 => 1 + random.Next(128), _ => 128 };
+    int n = random.Next(5) switch { 0 => 1, 1 => 1 + random.Next(16), 2 => 1 + random.Next(128), 3 => 128, _ => 1 + random.Next(Math.Max(1, 8 / group)) };
     int blocks = random.Next(3) switch { 0 => random.Next(4), 1 => random.Next(40), _ => random.Next(200) };
     if (c < 6)
     {
@@ -78,25 +84,60 @@ for (int c = 0; c < cases; c++)
     }
 
     int tailBefore = random.Next(3) == 0 ? random.Next(300) : 0;
-    bool mma = CudaKernels.SupportsTensorCores(dtype, headDim) && (c / 3) % 2 == 0;
-    var result = RunCase(c, dtype, mma, headDim, kvHeads, group, n, lengths, tailBefore);
-    report.AppendLine(result.Line);
-    if (!result.Pass)
+    var variants = new List<string> { "fma" };
+    if (CudaKernels.SupportsTensorCores(dtype, headDim))
     {
-        failures++;
+        variants.Add("mma");
     }
 
-    string key = $"{dtype}/{(mma ? "mma" : "fma")}";
-    worst[key] = Math.Max(worst.GetValueOrDefault(key), result.MaxAbs);
-    Console.WriteLine(result.Line);
+    if (CudaKernels.SupportsDecode(dtype, headDim) && group * n <= CudaKernels.DecodeFunctions.MaxRows)
+    {
+        variants.Add("decode");
+        variants.Add("deep");
+    }
+
+    foreach (var result in RunCase(c, dtype, variants, headDim, kvHeads, group, n, lengths, tailBefore))
+    {
+        report.AppendLine(result.Line);
+        runs++;
+        if (!result.Pass)
+        {
+            failures++;
+        }
+
+        worst[result.Key] = Math.Max(worst.GetValueOrDefault(result.Key), result.MaxAbs);
+        Console.WriteLine(result.Line);
+    }
 }
 
 report.AppendLine();
-report.AppendLine($"**{cases - failures} of {cases} cases pass.** Largest absolute error per dtype: "
-    + string.Join(", ", worst.Select(kv => $"{kv.Key} {kv.Value:E2}")) + ".");
+report.AppendLine($"**{runs - failures} of {runs} kernel runs ({cases} cases) pass.** Largest absolute error per dtype and kernel: "
+    + string.Join(", ", worst.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key} {kv.Value:E2}")) + ".");
+report.AppendLine();
+report.AppendLine("## Batched decode: several sequences in one call");
+report.AppendLine();
+report.AppendLine("Sequences share some cached blocks (the same tensors, read in place by each) and have their own tails. Reference: float64 per sequence; solo: the same sequence alone through the decode kernel, which must match the batched rows bit for bit.");
+report.AppendLine();
+report.AppendLine("| # | dtype | kernel | d | kv heads | group | rows n | sequences | keys (max) | chunks | max abs err | vs reference | vs solo (bitwise) |");
+report.AppendLine("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+int batchFailures = 0;
+for (int c = 0; c < batchCases; c++)
+{
+    var line = RunBatchCase(c);
+    report.AppendLine(line.Line);
+    Console.WriteLine(line.Line);
+    if (!line.Pass)
+    {
+        batchFailures++;
+    }
+}
+
+report.AppendLine();
+report.AppendLine($"**{batchCases - batchFailures} of {batchCases} batch cases pass.**");
+failures += batchFailures;
 report.AppendLine();
 report.AppendLine(Timing());
-Console.WriteLine($"{cases - failures} of {cases} cases pass");
+Console.WriteLine(failures == 0 ? "all kernel runs and batch cases pass" : $"{failures} kernel runs or batch cases FAIL");
 if (outPath is not null)
 {
     File.WriteAllText(outPath, report.ToString());
@@ -104,13 +145,13 @@ if (outPath is not null)
 
 return failures == 0 ? 0 : 1;
 
-(bool Pass, double MaxAbs, string Line) RunCase(int index, ScalarType dtype, bool mma, int headDim, int kvHeads, int group, int n, List<int> lengths, int tailBefore)
+List<(bool Pass, double MaxAbs, string Key, string Line)> RunCase(int index, ScalarType dtype, List<string> variants, int headDim, int kvHeads, int group, int n, List<int> lengths, int tailBefore)
 {
     using var scope = NewDisposeScope();
     var kernels = CudaKernels.TryGet(device, dtype, headDim) ?? throw new InvalidOperationException($"kernels unavailable: {CudaKernels.Status}");
     int heads = kvHeads * group, layers = 2, layer = random.Next(2);
     var frequencies = Frequencies(headDim, random.Next(2) == 0 ? 10000.0 : 500000.0);
-    using var attention = new SegmentAttention(kernels, frequencies, heads, kvHeads, headDim, dtype, device) { PoisonPartials = true, UseTensorCores = mma };
+    using var attention = new SegmentAttention(kernels, frequencies, heads, kvHeads, headDim, dtype, device) { PoisonPartials = true };
 
     var segments = new List<KvSegment>();
     int position = 0;
@@ -132,22 +173,198 @@ return failures == 0 ? 0 : 1;
     int total = position + tailLength;
 
     var qkv = randn([n, heads + 2 * kvHeads, headDim], dtype, device);
-    var output = full([n, heads * headDim], double.NaN, dtype, device);
-    using (var plan = attention.Plan(segments, n, queryPosition))
+    var reference = Reference(qkv.narrow(1, 0, heads), segments, layer, frequencies, queryPosition, total, kvHeads, group, headDim);
+    var results = new List<(bool, double, string, string)>();
+    foreach (string variant in variants)
     {
-        plan.Attend(qkv, layer, output);
-        var reference = Reference(qkv.narrow(1, 0, heads), segments, layer, frequencies, queryPosition, total, kvHeads, group, headDim);
-        var got = output.to(ScalarType.Float64);
-        var (atol, rtol) = dtype switch { ScalarType.Float32 => (1e-3, 1e-3), ScalarType.Float16 => (2e-3, 2e-3), _ => (1e-2, 1e-2) };
-        var error = got.sub(reference).abs();
-        double maxAbs = error.max().item<double>();
-        bool finite = got.isfinite().all().item<bool>();
-        bool pass = finite && error.le(reference.abs().mul(rtol).add(atol)).all().item<bool>();
-        double scale = Math.Max(1e-12, reference.abs().max().item<double>());
-        string line = $"| {index} | {dtype} | {(plan.TensorCores ? "mma" : "fma")} | {headDim} | {kvHeads} | {group} | {n} | {lengths.Count} + tail {tailLength} | {total} | {layer} | {plan.Chunks} | "
-            + $"{(finite ? maxAbs.ToString("E2", CultureInfo.InvariantCulture) : "NaN")} | {(finite ? (maxAbs / scale).ToString("E2", CultureInfo.InvariantCulture) : "NaN")} | {(pass ? "pass" : "**FAIL**")} |";
-        return (pass, finite ? maxAbs : double.PositiveInfinity, line);
+        attention.UseTensorCores = variant == "mma";
+        attention.UseDecodeKernel = variant is "decode" or "deep";
+        attention.DecodeDeep = variant == "deep";
+        attention.DecodeTile = variant == "deep" ? new[] { 16, 32, 64 }[index % 3] : DecodeTiling.Tile;
+        var output = full([n, heads * headDim], double.NaN, dtype, device);
+        string ran = "?";
+        int chunks = 0;
+        string error = "";
+        try
+        {
+            using var plan = attention.Plan(segments, n, queryPosition);
+            ran = plan.Kernel;
+            chunks = plan.Chunks;
+            plan.Attend(qkv, layer, output);
+            cuda.synchronize();
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            error = e.Message;
+        }
+
+        var (pass, maxAbs, text) = Compare(output, reference, dtype);
+        pass &= ran == variant && error.Length == 0;
+        string line = $"| {index} | {dtype} | {variant}{(ran == variant ? "" : $" (ran {ran}{(error.Length > 0 ? ": " + error.ReplaceLineEndings(" ") : "")})")} | {headDim} | {kvHeads} | {group} | {n} | {lengths.Count} + tail {tailLength} | {total} | {layer} | {chunks} | "
+            + $"{text} | {(pass ? "pass" : "**FAIL**")} |";
+        results.Add((pass, maxAbs, $"{dtype}/{variant}", line));
     }
+
+    return results;
+}
+
+static (bool Pass, double MaxAbs, string Text) Compare(Tensor output, Tensor reference, ScalarType dtype)
+{
+    var got = output.to(ScalarType.Float64);
+    var (atol, rtol) = dtype switch { ScalarType.Float32 => (1e-3, 1e-3), ScalarType.Float16 => (2e-3, 2e-3), _ => (1e-2, 1e-2) };
+    var error = got.sub(reference).abs();
+    bool finite = got.isfinite().all().item<bool>();
+    double maxAbs = finite ? error.max().item<double>() : double.PositiveInfinity;
+    bool pass = finite && error.le(reference.abs().mul(rtol).add(atol)).all().item<bool>();
+    double scale = Math.Max(1e-12, reference.abs().max().item<double>());
+    string text = finite
+        ? $"{maxAbs.ToString("E2", CultureInfo.InvariantCulture)} | {(maxAbs / scale).ToString("E2", CultureInfo.InvariantCulture)}"
+        : "NaN | NaN";
+    return (pass, maxAbs, text);
+}
+
+// Whether two tensors hold the same values element for element (same shape, no NaN anywhere; the
+// float64 conversion is exact for float32/bfloat16/float16, so this is bit equality up to the sign of zero).
+static bool SameValues(Tensor a, Tensor b)
+{
+    if (!a.shape.SequenceEqual(b.shape))
+    {
+        return false;
+    }
+
+    using var scope = NewDisposeScope();
+    var x = a.to(ScalarType.Float64);
+    var y = b.to(ScalarType.Float64);
+    return x.isfinite().all().item<bool>() && y.isfinite().all().item<bool>() && x.eq(y).all().item<bool>();
+}
+
+// The harness's own comparisons on CPU tensors (no GPU needed): --self-test.
+static int SelfTest()
+{
+    using var scope = NewDisposeScope();
+    int failed = 0;
+    void Expect(bool got, bool want, string what)
+    {
+        Console.WriteLine($"{(got == want ? "ok  " : "FAIL")} {what}: {got}");
+        failed += got == want ? 0 : 1;
+    }
+
+    foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16 })
+    {
+        var a = randn([6, 40], ScalarType.Float32).to(dtype);
+        var b = a.clone();
+        Expect(SameValues(a.narrow(0, 2, 3), b.narrow(0, 2, 3)), true, $"{dtype} same rows");
+        var c = a.clone();
+        c[4, 7] = c[4, 7].add(1);
+        Expect(SameValues(a, c), false, $"{dtype} one element differs");
+        Expect(SameValues(a.narrow(0, 0, 4), c.narrow(0, 0, 4)), true, $"{dtype} rows before the difference");
+        var nan = a.clone();
+        nan[0, 0] = tensor(double.NaN).to(dtype);
+        Expect(SameValues(nan, nan.clone()), false, $"{dtype} NaN never equal");
+        Expect(SameValues(a, a.narrow(0, 0, 5)), false, $"{dtype} shapes differ");
+        var reference = a.to(ScalarType.Float64);
+        Expect(Compare(a, reference, dtype).Pass, true, $"{dtype} compare exact");
+        Expect(Compare(c, reference, dtype).Pass, false, $"{dtype} compare off by 1");
+        Expect(Compare(nan, reference, dtype).Pass, false, $"{dtype} compare NaN");
+    }
+
+    Console.WriteLine(failed == 0 ? "self-test PASS" : $"self-test FAIL ({failed})");
+    return failed == 0 ? 0 : 1;
+}
+
+// Several sequences in one decode call: shared cached blocks (a pool of tensors, each sequence a
+// random selection in its own order, so one block sits at different offsets), each its own tail.
+(bool Pass, string Line) RunBatchCase(int index)
+{
+    using var scope = NewDisposeScope();
+    var dtype = new[] { ScalarType.Float32, ScalarType.BFloat16, ScalarType.Float16 }[index % 3];
+    int headDim = random.Next(4) switch { 0 => 8, 1 => 64, _ => 128 };
+    int kvHeads = new[] { 1, 2, 8 }[random.Next(3)];
+    int group = new[] { 1, 2, 4, 8 }[random.Next(4)];
+    int n = random.Next(3) == 0 ? 1 + random.Next(Math.Max(1, 8 / group)) : 1;
+    int sequences = index == 0 ? 64 : 1 + random.Next(24);
+    int layers = 2, layer = random.Next(2), heads = kvHeads * group;
+    var kernels = CudaKernels.TryGet(device, dtype, headDim) ?? throw new InvalidOperationException($"kernels unavailable: {CudaKernels.Status}");
+    var frequencies = Frequencies(headDim, 500000.0);
+    bool deep = index % 2 == 1;
+    using var attention = new SegmentAttention(kernels, frequencies, heads, kvHeads, headDim, dtype, device)
+    {
+        PoisonPartials = true,
+        DecodeDeep = deep,
+        DecodeTile = deep ? (index % 4 == 1 ? 32 : 64) : DecodeTiling.Tile,
+        DecodeBlocksPerMultiprocessor = 8,
+    };
+    var pool = Enumerable.Range(0, 1 + random.Next(12)).Select(_ =>
+    {
+        int length = random.Next(3) == 0 ? 1 + random.Next(8) : 1 + random.Next(index == 0 ? 600 : 1500);
+        return (Keys: randn([layers, kvHeads, length, headDim], dtype, device), Values: randn([layers, kvHeads, length, headDim], dtype, device), Length: length);
+    }).ToList();
+
+    var perSequence = new List<IReadOnlyList<KvSegment>>();
+    var positions = new List<int>();
+    var totals = new List<int>();
+    int maxKeys = 0;
+    for (int q = 0; q < sequences; q++)
+    {
+        var list = new List<KvSegment>();
+        int position = 0;
+        foreach (var block in pool.OrderBy(_ => random.Next()).Take(random.Next(pool.Count + 1)))
+        {
+            list.Add(new KvSegment(block.Keys, block.Values, block.Length, position, position));
+            position += block.Length;
+        }
+
+        int tailBefore = random.Next(2) == 0 ? random.Next(200) : 0;
+        int tailLength = tailBefore + n;
+        list.Add(new KvSegment(randn([layers, kvHeads, tailLength + 8, headDim], dtype, device), randn([layers, kvHeads, tailLength + 8, headDim], dtype, device), tailLength, position, 0));
+        perSequence.Add(list);
+        positions.Add(position + tailBefore);
+        totals.Add(position + tailLength);
+        maxKeys = Math.Max(maxKeys, position + tailLength);
+    }
+
+    var qkv = randn([sequences * n, heads + 2 * kvHeads, headDim], dtype, device);
+    var output = full([sequences * n, heads * headDim], double.NaN, dtype, device);
+    string error = "";
+    int chunks = 0;
+    bool pass = true, solo = true;
+    double maxAbs = 0;
+    try
+    {
+        using (var plan = attention.PlanBatch(perSequence, n, positions))
+        {
+            chunks = plan.Chunks;
+            plan.Attend(qkv, layer, output);
+        }
+
+        for (int q = 0; q < sequences; q++)
+        {
+            var rows = qkv.narrow(0, q * n, n);
+            var reference = Reference(rows.narrow(1, 0, heads), [.. perSequence[q]], layer, frequencies, positions[q], totals[q], kvHeads, group, headDim);
+            var (ok, abs, _) = Compare(output.narrow(0, q * n, n), reference, dtype);
+            pass &= ok;
+            maxAbs = Math.Max(maxAbs, abs);
+            var alone = full([n, heads * headDim], double.NaN, dtype, device);
+            using (var plan = attention.PlanBatch([perSequence[q]], n, [positions[q]]))
+            {
+                plan.Attend(rows.contiguous(), layer, alone);
+            }
+
+            solo &= SameValues(alone, output.narrow(0, q * n, n));
+        }
+
+        cuda.synchronize();
+    }
+    catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+    {
+        error = e.Message.ReplaceLineEndings(" ");
+        pass = false;
+        solo = false;
+    }
+
+    string line = $"| {index} | {dtype} | {(deep ? $"deep, tile {attention.DecodeTile}" : "decode")} | {headDim} | {kvHeads} | {group} | {n} | {sequences} | {maxKeys} | {chunks} | "
+        + $"{(error.Length > 0 ? error : maxAbs.ToString("E2", CultureInfo.InvariantCulture))} | {(pass ? "pass" : "**FAIL**")} | {(solo ? "identical" : "**DIFFERS**")} |";
+    return (pass && solo, line);
 }
 
 static Tensor Reference(Tensor queries, List<KvSegment> segments, int layer, float[] frequencies, int queryPosition, int total, int kvHeads, int group, int headDim)
@@ -213,11 +430,18 @@ string Timing()
     sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
     var kernels = CudaKernels.TryGet(device, ScalarType.BFloat16, 128)!;
     using var attention = new SegmentAttention(kernels, Frequencies(128, 500000), 32, 8, 128, ScalarType.BFloat16, device);
-    foreach (bool mma in new[] { true, false })
-    foreach (int tokens in new[] { 2048, 4096, 8192, 32768 })
+    // Decode configurations: (kernel, tile keys, blocks per multiprocessor); the first is the default.
+    var decodeConfigs = new (string Kernel, int Tile, int Blocks)[] { ("decode", 16, 8), ("deep", 16, 8), ("deep", 32, 8), ("deep", 64, 8), ("deep", 16, 16), ("deep", 32, 16), ("decode", 32, 8), ("decode", 16, 16) };
+    foreach (var (variant, tile, blocks) in new (string, int, int)[] { ("mma", 0, 0), ("fma", 0, 0) }.Concat(decodeConfigs))
+    foreach (int tokens in new[] { 2048, 4096, 8192, 16384, 32768 })
     {
-        attention.UseTensorCores = mma;
-        foreach (int n in new[] { 50, 1 })
+        attention.UseTensorCores = variant == "mma";
+        attention.UseDecodeKernel = variant is "decode" or "deep";
+        attention.DecodeDeep = variant == "deep";
+        attention.DecodeTile = tile > 0 ? tile : DecodeTiling.Tile;
+        attention.DecodeBlocksPerMultiprocessor = blocks > 0 ? blocks : 8;
+        string label = tile > 0 ? $"{variant} t{tile} b{blocks}" : variant;
+        foreach (int n in attention.UseDecodeKernel ? new[] { 1 } : new[] { 50, 1 })
         {
             using var scope = NewDisposeScope();
             int passages = Math.Max(1, tokens / 300);
@@ -250,7 +474,72 @@ string Timing()
             cuda.synchronize();
             double us = clock.Elapsed.TotalMicroseconds / runs;
             double bytes = 2.0 * (tokens + n) * 8 * 128 * 2;
-            sb.AppendLine($"| {(mma ? "mma" : "fma")} | {tokens} | {passages} | {n} | {plan.Chunks} | {us:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
+            sb.AppendLine($"| {(plan.Kernel == variant ? label : $"{label} (ran {plan.Kernel})")} | {tokens} | {passages} | {n} | {plan.Chunks} | {us:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
+        }
+    }
+
+    sb.AppendLine();
+    sb.AppendLine("## Batched decode time (one layer; each sequence: the same 4096 tokens of cached passages, shared, + its own 100-token tail; one query row)");
+    sb.AppendLine();
+    sb.AppendLine("| kernel | sequences | chunks | batched us | us per sequence | solo us (one sequence) | KV read GB/s (as if unshared) |");
+    sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+    foreach (var (variant, tile) in new[] { ("decode", 16), ("deep", 32) })
+    {
+        attention.DecodeDeep = variant == "deep";
+        attention.DecodeTile = tile;
+        attention.DecodeBlocksPerMultiprocessor = 8;
+        using var scope = NewDisposeScope();
+        var shared = new List<KvSegment>();
+        int position = 0;
+        for (int p = 0; p < 14; p++)
+        {
+            int length = p == 13 ? 4096 - position : 300;
+            shared.Add(new KvSegment(randn([32, 8, length, 128], ScalarType.BFloat16, device), randn([32, 8, length, 128], ScalarType.BFloat16, device), length, position, position));
+            position += length;
+        }
+
+        double solo = 0;
+        foreach (int sequences in new[] { 1, 4, 16, 64 })
+        {
+            using var inner = NewDisposeScope();
+            var lists = new List<IReadOnlyList<KvSegment>>();
+            for (int q = 0; q < sequences; q++)
+            {
+                lists.Add([.. shared, new KvSegment(randn([32, 8, 128, 128], ScalarType.BFloat16, device), randn([32, 8, 128, 128], ScalarType.BFloat16, device), 100, position, 0)]);
+            }
+
+            var qkv = randn([sequences, 48, 128], ScalarType.BFloat16, device);
+            var output = empty([sequences, 32 * 128], ScalarType.BFloat16, device);
+            try
+            {
+                using var plan = attention.PlanBatch(lists, 1, [.. Enumerable.Repeat(position + 99, sequences)]);
+                for (int i = 0; i < 10; i++)
+                {
+                    plan.Attend(qkv, i % 32, output);
+                }
+
+                cuda.synchronize();
+                int runs = sequences >= 16 ? 50 : 200;
+                var clock = Stopwatch.StartNew();
+                for (int i = 0; i < runs; i++)
+                {
+                    plan.Attend(qkv, i % 32, output);
+                }
+
+                cuda.synchronize();
+                double us = clock.Elapsed.TotalMicroseconds / runs;
+                if (sequences == 1)
+                {
+                    solo = us;
+                }
+
+                double bytes = 2.0 * sequences * (4096 + 100) * 8 * 128 * 2;
+                sb.AppendLine($"| {variant} t{tile} | {sequences} | {plan.Chunks} | {us:F1} | {us / sequences:F2} | {solo:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+            {
+                sb.AppendLine($"| {variant} t{tile} | {sequences} | - | failed: {e.Message.ReplaceLineEndings(" ")} | | | |");
+            }
         }
     }
 

@@ -8,11 +8,12 @@ namespace BlockAttention.Llama;
 public sealed partial class LlamaModel : IBatchForward
 {
     /// <summary>
-    /// True on the CPU for a cache without a prefix. On CUDA the session runs steps one by one:
-    /// there the exactness of batched rows (cuBLAS, bfloat16) has not been established.
+    /// True on the CPU for a cache without a prefix. On CUDA, for a cache over cached blocks when
+    /// <c>BLOCKATTENTION_CUDA_BATCH=1</c> (off by default: opt-in until its exactness is established
+    /// on a GPU); otherwise the session runs CUDA steps one by one.
     /// </summary>
     public bool CanBatch(KvCache cache) =>
-        cache is not null && cache.Prefix is null && Info.Device.type == TorchSharp.DeviceType.CPU;
+        cache is not null && ((cache.Prefix is null && Info.Device.type == TorchSharp.DeviceType.CPU) || CanBatchOnCuda(cache));
 
     /// <inheritdoc />
     /// <remarks>Thread-safe as <see cref="Forward"/> is: calls may run concurrently, each with its own caches.</remarks>
@@ -57,6 +58,11 @@ public sealed partial class LlamaModel : IBatchForward
             starts[i] = ValidateStep(step.Tokens.Span, step.Cache, step.LogitsToKeep, null);
             rows = checked(rows + step.Tokens.Length);
             kept += step.LogitsToKeep;
+        }
+
+        if (Info.Device.type == TorchSharp.DeviceType.CUDA)
+        {
+            return ForwardBatchInPlace(steps, starts, rows, kept);
         }
 
         using var inference = inference_mode();

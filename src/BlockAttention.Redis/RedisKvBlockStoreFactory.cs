@@ -16,30 +16,14 @@ public static class RedisKvBlockStoreFactory
     {
         ArgumentNullException.ThrowIfNull(settings);
         var template = redis ?? new RedisKvBlockStoreOptions();
-        return new KvBlockStoreSettings
-        {
-            DType = settings.DType,
-            Device = settings.Device,
-            MemoryMaxBytes = settings.MemoryMaxBytes,
-            FileMaxBytes = settings.FileMaxBytes,
-            Tiered = settings.Tiered,
-            LoggerFactory = settings.LoggerFactory,
-            CreateRedisTier = (tier, current) => CreateTier(tier, current, template),
-        };
+        return settings with { CreateRedisTier = (tier, current) => CreateTier(tier, current, template) };
     }
 
     /// <summary>The store of a Redis tier: <paramref name="template"/>'s options, with the tier's server and the settings' dtype, device and logger.</summary>
     internal static RedisKvBlockStore CreateTier(KvBlockStoreTierSpec tier, KvBlockStoreSettings settings, RedisKvBlockStoreOptions template) =>
-        new(new RedisKvBlockStoreOptions
+        new(template with
         {
             Configuration = ConfigurationOf(tier),
-            KeyPrefix = template.KeyPrefix,
-            TimeToLive = template.TimeToLive,
-            MaxBlockBytes = template.MaxBlockBytes,
-            OperationTimeout = template.OperationTimeout,
-            ConnectTimeout = template.ConnectTimeout,
-            RetryAfter = template.RetryAfter,
-            ChunkBytes = template.ChunkBytes,
             DType = settings.DType,
             Device = settings.Device,
             LoggerFactory = template.LoggerFactory ?? settings.LoggerFactory,

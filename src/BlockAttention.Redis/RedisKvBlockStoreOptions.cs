@@ -4,7 +4,7 @@ using TorchSharp;
 namespace BlockAttention.Redis;
 
 /// <summary>Options for <see cref="RedisKvBlockStore"/>.</summary>
-public sealed class RedisKvBlockStoreOptions
+public sealed record RedisKvBlockStoreOptions
 {
     /// <summary>
     /// The server, as a StackExchange.Redis configuration string (e.g. <c>localhost:6379</c> or

@@ -21,7 +21,7 @@ internal static class BenchCommand
                         [--expect-speedup X] [--expect-reencode-share F] [--expect-block-ttft MS]
                         [--baseline FILE.json]
                         [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N]
-                        [--expect-batch-speedup X]
+                        [--expect-batch-speedup X] [--check-exact]
 
         Times the first token of full attention against Block-Attention for each prompt length, on a
         preset with random weights (TTFT does not depend on weight values) or a checkpoint folder.
@@ -39,7 +39,8 @@ internal static class BenchCommand
         Many requests at once (--concurrency): for each level C, requests arrive as a Poisson
         process at --arrival-rate per second (default 20, seeded by --seed) and the client keeps at
         most C in flight; --requests N per level (default 2C, at least 8). Each request reuses the same
-        passages (a warm store), asks its own question and decodes --decode-tokens tokens. The same
+        passages (a warm store), asks its own question and decodes --decode-tokens tokens.
+        --requests also takes one count per level (e.g. --concurrency 1,4,64 --requests 4,8,64). The same
         arrivals run against a batching session (MaxBatchSize --max-batch, default 16) and against a
         session that runs one request at a time. Reported per level, for both: output tokens/s, TTFT
         and time per output token (p50, p95). With --concurrency the length sweep runs only when
@@ -52,6 +53,10 @@ internal static class BenchCommand
           --expect-block-ttft MS      block TTFT is at most MS milliseconds
           --expect-batch-speedup X    batched output throughput is at least X times one at a time,
                                       at the highest --concurrency level
+          --check-exact               batching changes no request's tokens: every request of every
+                                      level runs again alone on the batching session and its tokens
+                                      must equal the batched run's (even requests greedy, odd ones
+                                      sampled at temperature 0.8 with their own seed)
           --baseline FILE.json        full TTFT is no slower than FILE's at every length it lists:
                                       {"rows": [{"L": tokens, "full_ms": ms}, ...]}, e.g. measured
                                       with Hugging Face transformers on the same machine
@@ -67,14 +72,14 @@ internal static class BenchCommand
         [--dtype float32|bfloat16] [--lengths 512,1024,...] [--repeats N] [--out DIR] [--soak N]
         [--expect-speedup X] [--expect-reencode-share F] [--expect-block-ttft MS] [--baseline FILE]
         [--stores [--store-dir DIR] [--redis HOST:PORT]]
-        [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N] [--expect-batch-speedup X]
+        [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N] [--expect-batch-speedup X] [--check-exact]
         """, Help, RunAsync);
 
     private static readonly string[] s_known =
     [
         "preset", "model", "device", "dtype", "lengths", "warmup", "repeats", "decode-tokens", "soak", "seed", "out", "machine",
         "expect-speedup", "expect-reencode-share", "expect-block-ttft", "baseline", "stores", "store-dir", "redis",
-        "concurrency", "arrival-rate", "requests", "max-batch", "expect-batch-speedup",
+        "concurrency", "arrival-rate", "requests", "max-batch", "expect-batch-speedup", "check-exact",
     ];
 
     public static async Task<int> RunAsync(CommandLine commandLine, TextWriter stdout, TextWriter progress, CancellationToken cancellationToken)
@@ -274,7 +279,9 @@ internal static class BenchCommand
             Concurrency = concurrencyLevels,
             ConcurrencyLength = lengths.Count > 0 ? lengths.Max() : 1024,
             ArrivalRate = Positive(commandLine, "arrival-rate") ?? 20,
-            ConcurrencyRequests = commandLine.Optional("requests") is null ? null : Math.Max(1, NonNegative(commandLine, "requests", 1)),
+            ConcurrencyRequests = commandLine.Optional("requests") is { } single && !single.Contains(',') ? Math.Max(1, NonNegative(commandLine, "requests", 1)) : null,
+            RequestsPerLevel = commandLine.Optional("requests") is { } perLevel && perLevel.Contains(',') ? ParseRequests(perLevel, concurrencyLevels.Count) : null,
+            CheckExact = commandLine.Flag("check-exact"),
             MaxBatchSize = Math.Max(1, NonNegative(commandLine, "max-batch", new BlockSessionOptions().MaxBatchSize)),
             ExpectBatchSpeedup = Positive(commandLine, "expect-batch-speedup"),
             // Read now: a wrong path should not wait for the end of a long run.
@@ -326,6 +333,22 @@ internal static class BenchCommand
         }
 
         return lengths.Count > 0 ? lengths : throw new UsageException("--lengths is empty");
+    }
+
+    private static List<int> ParseRequests(string text, int levels)
+    {
+        var counts = new List<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out int count) || count < 1 || count > 100_000)
+            {
+                throw new UsageException($"--requests takes a count or one comma-separated count per --concurrency level (1 to 100000), got '{part}'");
+            }
+
+            counts.Add(count);
+        }
+
+        return counts.Count == levels ? counts : throw new UsageException($"--requests lists {counts.Count} counts for {levels} --concurrency levels: give one per level, or a single count");
     }
 
     private static List<int> ParseConcurrency(string text)

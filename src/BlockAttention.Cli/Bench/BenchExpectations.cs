@@ -28,6 +28,15 @@ internal static class BenchExpectations
                 Invariant($"{highest.OutputTokensPerSecond:F1} / {serial.OutputTokensPerSecond:F1} tokens/s = {highest.ThroughputRatio:F2}x (expected >= {batchSpeedup}x)")));
         }
 
+        foreach (var level in concurrency ?? [])
+        {
+            if (level.ExactChecked is int exactChecked)
+            {
+                checks.Add(new BenchCheck($"batched tokens equal tokens alone at concurrency {level.Concurrency}", level.ExactIdentical == exactChecked,
+                    Invariant($"{level.ExactIdentical} of {exactChecked} requests identical{(level.ExactDetail is { } detail ? "; " + detail : "")}")));
+            }
+        }
+
         var longest = rows.MaxBy(r => r.Tokens);
         if (longest is not null && options.ExpectSpeedup is double speedup)
         {

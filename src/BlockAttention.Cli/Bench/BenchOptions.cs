@@ -63,6 +63,15 @@ internal sealed record BenchOptions
     /// <summary><c>--requests</c>: requests per concurrency level; null: twice the level, at least 8.</summary>
     public int? ConcurrencyRequests { get; init; }
 
+    /// <summary><c>--requests N1,N2,..</c>: requests per concurrency level, one count per level; null: <see cref="ConcurrencyRequests"/>.</summary>
+    public IReadOnlyList<int>? RequestsPerLevel { get; init; }
+
+    /// <summary>
+    /// <c>--check-exact</c>: every request of every level runs once more alone on the batching
+    /// session, and its tokens must equal the batched run's (half the requests greedy, half sampled with their own seed).
+    /// </summary>
+    public bool CheckExact { get; init; }
+
     /// <summary><c>--max-batch</c>: the batching session's <see cref="BlockSessionOptions.MaxBatchSize"/>.</summary>
     public int MaxBatchSize { get; init; } = new BlockSessionOptions().MaxBatchSize;
 

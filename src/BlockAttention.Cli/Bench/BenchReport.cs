@@ -312,4 +312,16 @@ internal sealed record ConcurrencyResult
 
     /// <summary>Output throughput batched / one at a time.</summary>
     public double? ThroughputRatio { get; init; }
+
+    /// <summary>With <c>--check-exact</c>: requests whose batched tokens equal their tokens run alone on the batching session.</summary>
+    public int? ExactIdentical { get; init; }
+
+    /// <summary>With <c>--check-exact</c>: requests checked (all of the level's).</summary>
+    public int? ExactChecked { get; init; }
+
+    /// <summary>With <c>--check-exact</c>: requests whose tokens on the one-at-a-time session equal their tokens alone on the batching session (for information: that session takes the plain forward pass).</summary>
+    public int? SerialIdentical { get; init; }
+
+    /// <summary>With <c>--check-exact</c>: the first difference found, if any.</summary>
+    public string? ExactDetail { get; init; }
 }

@@ -38,11 +38,13 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
         var results = new List<ConcurrencyResult>();
         foreach (int concurrency in options.Concurrency)
         {
-            int requests = options.ConcurrencyRequests ?? Math.Max(8, 2 * concurrency);
+            int requests = options.RequestsPerLevel?[results.Count] ?? options.ConcurrencyRequests ?? Math.Max(8, 2 * concurrency);
             var arrivals = Arrivals(requests, options.ArrivalRate, options.Seed + concurrency);
             int first = _question;
-            var batchedLoad = await LoadAsync(batched, prompt, arrivals, concurrency, first);
-            var serialLoad = await LoadAsync(serial, prompt, arrivals, concurrency, first);
+            var batchedTokens = new List<int>[requests];
+            var serialTokens = new List<int>[requests];
+            var batchedLoad = await LoadAsync(batched, prompt, arrivals, concurrency, first, batchedTokens);
+            var serialLoad = await LoadAsync(serial, prompt, arrivals, concurrency, first, serialTokens);
             _question += requests;
             var result = batchedLoad with
             {
@@ -51,9 +53,42 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
                 Serial = serialLoad,
                 ThroughputRatio = batchedLoad.OutputTokensPerSecond / serialLoad.OutputTokensPerSecond,
             };
-            results.Add(result);
             progress.WriteLine($"  c={concurrency,3}: {result.OutputTokensPerSecond,7:F1} tok/s (one at a time {serialLoad.OutputTokensPerSecond:F1}, x{result.ThroughputRatio:F2}); " +
                 $"TTFT p50/p95 {result.TtftP50Ms:F0}/{result.TtftP95Ms:F0} ms ({serialLoad.TtftP50Ms:F0}/{serialLoad.TtftP95Ms:F0}); TPOT p50/p95 {result.TpotP50Ms:F1}/{result.TpotP95Ms:F1} ms ({serialLoad.TpotP50Ms:F1}/{serialLoad.TpotP95Ms:F1})");
+            if (options.CheckExact)
+            {
+                // Each request once more, alone on the batching session (so the same code path, one sequence per step).
+                int identical = 0, serialIdentical = 0;
+                string? detail = null;
+                for (int i = 0; i < requests; i++)
+                {
+                    var alone = new List<int>();
+                    await foreach (var chunk in batched.StreamAsync(prompt.ForRequest(first + i), Generation(first + i), cancellationToken))
+                    {
+                        if (chunk.TokenId is int id)
+                        {
+                            alone.Add(id);
+                        }
+                    }
+
+                    if (FirstDifference(batchedTokens[i], alone) is { } at)
+                    {
+                        detail ??= $"request {i} ({(IsSampled(first + i) ? "sampled" : "greedy")}) differs at token {at} of {alone.Count}";
+                    }
+                    else
+                    {
+                        identical++;
+                    }
+
+                    serialIdentical += FirstDifference(serialTokens[i], alone) is null ? 1 : 0;
+                }
+
+                result = result with { ExactIdentical = identical, ExactChecked = requests, SerialIdentical = serialIdentical, ExactDetail = detail };
+                progress.WriteLine($"  c={concurrency,3} exact: {(identical == requests ? "PASS" : "FAIL")} {identical} of {requests} requests (even greedy, odd sampled) give the same tokens batched and alone on the batching session{(detail is null ? "" : "; first: " + detail)}; " +
+                    $"one-at-a-time session (plain forward pass) equal to alone: {serialIdentical} of {requests}");
+            }
+
+            results.Add(result);
         }
 
         return results;
@@ -89,9 +124,35 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
         return sorted[low] + (sorted[high] - sorted[low]) * (rank - low);
     }
 
-    private async Task<ConcurrencyResult> LoadAsync(BlockSession session, BenchPrompt prompt, double[] arrivals, int concurrency, int firstQuestion)
+    /// <summary>Index of the first token where two runs differ (a length difference included); null when equal.</summary>
+    internal static int? FirstDifference(IReadOnlyList<int>? a, IReadOnlyList<int>? b)
     {
-        var generation = new GenerationOptions { MaxNewTokens = Math.Max(1, options.DecodeTokens), StopTokenIds = [], StopStrings = [] };
+        if (a is null || b is null)
+        {
+            return 0;
+        }
+
+        int common = Math.Min(a.Count, b.Count);
+        for (int i = 0; i < common; i++)
+        {
+            if (a[i] != b[i])
+            {
+                return i;
+            }
+        }
+
+        return a.Count == b.Count ? null : common;
+    }
+
+    /// <summary>With <c>--check-exact</c> odd questions sample (their own seed); otherwise every request is greedy.</summary>
+    private bool IsSampled(int question) => options.CheckExact && question % 2 == 1;
+
+    private GenerationOptions Generation(int question) => IsSampled(question)
+        ? new GenerationOptions { MaxNewTokens = Math.Max(1, options.DecodeTokens), StopTokenIds = [], StopStrings = [], Temperature = 0.8f, TopK = 50, Seed = options.Seed * 7919 + question }
+        : new GenerationOptions { MaxNewTokens = Math.Max(1, options.DecodeTokens), StopTokenIds = [], StopStrings = [] };
+
+    private async Task<ConcurrencyResult> LoadAsync(BlockSession session, BenchPrompt prompt, double[] arrivals, int concurrency, int firstQuestion, List<int>[] tokenIds)
+    {
         using var slots = new SemaphoreSlim(concurrency, concurrency);
         var ttft = new double[arrivals.Length];
         var tpot = new List<double>();
@@ -116,13 +177,20 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
                     long sent = Stopwatch.GetTimestamp();
                     long firstToken = 0;
                     int count = 0;
-                    await foreach (var chunk in session.StreamAsync(request, generation, cancellationToken))
+                    var ids = new List<int>();
+                    await foreach (var chunk in session.StreamAsync(request, Generation(firstQuestion + index), cancellationToken))
                     {
-                        if (chunk.TokenId is not null && count++ == 0)
+                        if (chunk.TokenId is int id)
                         {
-                            firstToken = Stopwatch.GetTimestamp();
+                            ids.Add(id);
+                            if (count++ == 0)
+                            {
+                                firstToken = Stopwatch.GetTimestamp();
+                            }
                         }
                     }
+
+                    tokenIds[index] = ids;
 
                     long end = Stopwatch.GetTimestamp();
                     ttft[index] = Stopwatch.GetElapsedTime(sent, firstToken).TotalMilliseconds;

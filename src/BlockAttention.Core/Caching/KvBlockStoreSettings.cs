@@ -8,7 +8,7 @@ namespace BlockAttention.Caching;
 /// a store: the model's dtype and device (where blocks read from a file or Redis are loaded), the
 /// tiers' budgets, and a way to create Redis tiers.
 /// </summary>
-public sealed class KvBlockStoreSettings
+public sealed record KvBlockStoreSettings
 {
     /// <summary>The model's dtype; stored blocks of another dtype are misses. Default float32.</summary>
     public torch.ScalarType DType { get; init; } = torch.ScalarType.Float32;

@@ -68,7 +68,7 @@ public class MemoryKvBlockStoreCallbackRaceTests
 
         // A store whose method returned while the callback still stalled would show its counters
         // now, with the block still counted. Give it ample time to do so, then let the callback go.
-        bool returnedWhileCallbackStalled = storeCall.Wait(TimeSpan.FromMilliseconds(300));
+        bool returnedWhileCallbackStalled = await Task.WhenAny(storeCall, Task.Delay(TimeSpan.FromMilliseconds(300))) == storeCall;
         letCallbackFinish.Set();
         KvBlockStoreStatistics statistics = await storeCall;
 

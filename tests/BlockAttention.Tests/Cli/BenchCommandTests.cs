@@ -135,6 +135,8 @@ public class BenchCommandTests
     [InlineData("--concurrency", "four", "--concurrency takes comma-separated request counts")]
     [InlineData("--arrival-rate", "0", "--arrival-rate must be positive")]
     [InlineData("--expect-batch-speedup", "-1", "--expect-batch-speedup must be positive")]
+    [InlineData("--requests", "4,8", "--requests lists 2 counts for 0 --concurrency levels")]
+    [InlineData("--requests", "4,x", "--requests takes a count or one comma-separated count per --concurrency level")]
     public void Bad_expectations_are_exit_2_before_anything_runs(string option, string value, string message)
     {
         var run = CliRun.Of("bench", option, value);
@@ -157,6 +159,33 @@ public class BenchCommandTests
         missing.Stderr.Should().Contain($"baseline file not found: {folder.File("none.json")}");
         malformed.ExitCode.Should().Be(2, malformed.ToString());
         malformed.Stderr.Should().Contain($"{folder.File("bad.json")}: not a baseline file").And.Contain("full_ms");
+    }
+
+    [Fact]
+    public void Check_exact_passes_only_a_level_whose_requests_are_all_identical()
+    {
+        ConcurrencyResult[] levels =
+        [
+            Level(1, batched: 40, serial: 40) with { ExactChecked = 4, ExactIdentical = 4 },
+            Level(8, batched: 120, serial: 40) with { ExactChecked = 8, ExactIdentical = 7, ExactDetail = "request 3 (sampled) differs at token 17 of 32" },
+        ];
+
+        var checks = BenchExpectations.Evaluate(Options(), [], soak: null, levels);
+
+        checks.Select(c => (c.Name, c.Passed)).Should().Equal(
+            ("batched tokens equal tokens alone at concurrency 1", true),
+            ("batched tokens equal tokens alone at concurrency 8", false));
+        checks[1].Detail.Should().Contain("7 of 8").And.Contain("token 17");
+    }
+
+    [Fact]
+    public void First_difference_finds_the_first_unequal_token_or_a_length_difference()
+    {
+        ConcurrencyRunner.FirstDifference([1, 2, 3], [1, 2, 3]).Should().BeNull();
+        ConcurrencyRunner.FirstDifference([1, 2, 3], [1, 5, 3]).Should().Be(1);
+        ConcurrencyRunner.FirstDifference([1, 2, 3], [1, 2]).Should().Be(2);
+        ConcurrencyRunner.FirstDifference([], [7]).Should().Be(0);
+        ConcurrencyRunner.FirstDifference(null, [1]).Should().Be(0);
     }
 
     [Fact]

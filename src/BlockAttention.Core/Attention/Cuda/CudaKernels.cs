@@ -25,6 +25,7 @@ internal sealed class CudaKernels
     private static string? s_nvrtcTried;
 
     private readonly Dictionary<(int Element, int HeadDim, int Rows), KernelFunctions> _functions = [];
+    private readonly Dictionary<(int Element, int HeadDim), DecodeFunctions?> _decode = [];
     private readonly Lock _functionLock = new();
     private readonly nint _context;
     private readonly int _ordinal;
@@ -59,6 +60,77 @@ internal sealed class CudaKernels
     /// <summary>True when the tensor-core kernel exists for this element type and head size.</summary>
     public static bool SupportsTensorCores(ScalarType dtype, int headDim) =>
         dtype is ScalarType.BFloat16 or ScalarType.Float16 && headDim % 16 == 0 && headDim <= 128;
+
+    /// <summary>True when the decode kernel (DecodeAttention.cu) exists for this element type and head size.</summary>
+    public static bool SupportsDecode(ScalarType dtype, int headDim)
+    {
+        if (!Supports(dtype, headDim))
+        {
+            return false;
+        }
+
+        int vector = dtype == ScalarType.Float32 ? 4 : 8;
+        return headDim % vector == 0 && (headDim / vector) is 1 or 2 or 4 or 8 or 16 or 32;
+    }
+
+    /// <summary>
+    /// The decode kernels (DecodeAttention.cu, a module of their own) for this element type and
+    /// head size, compiled on first use; null where they do not exist or do not compile (reported
+    /// once; the split kernels of SegmentAttention.cu are then used).
+    /// </summary>
+    public DecodeFunctions? Decode(ScalarType dtype, int headDim)
+    {
+        if (!SupportsDecode(dtype, headDim))
+        {
+            return null;
+        }
+
+        int element = ElementId(dtype);
+        lock (_functionLock)
+        {
+            if (_decode.TryGetValue((element, headDim), out var found))
+            {
+                return found;
+            }
+
+            DecodeFunctions? functions = null;
+            try
+            {
+                EnsureContext();
+                string source = $"#define ELEM_ID {element}\n#define HEAD_DIM {headDim}\n" + DecodeSource.Value;
+                byte[] ptx = Compiler.CompileToPtx(source, "decode_attention.cu", [$"--gpu-architecture=compute_{ComputeCapability}", "-default-device", "--std=c++17"]);
+                nint module;
+                unsafe
+                {
+                    fixed (byte* image = ptx)
+                    {
+                        CudaDriverApi.Check(CudaDriverApi.cuModuleLoadData(out module, image), "cuModuleLoadData(decode)");
+                    }
+                }
+
+                nint Get(string name)
+                {
+                    CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint function, module, name), $"cuModuleGetFunction({name})");
+                    return function;
+                }
+
+                functions = new DecodeFunctions(Get("decode_split_r1"), Get("decode_split_r2"), Get("decode_split_r4"), Get("decode_split_r8"), Get("decode_combine"))
+                {
+                    Deep1 = Get("decode_deep_r1"),
+                    Deep2 = Get("decode_deep_r2"),
+                    Deep4 = Get("decode_deep_r4"),
+                    Deep8 = Get("decode_deep_r8"),
+                };
+            }
+            catch (InvalidOperationException e)
+            {
+                Report($"CUDA decode kernel unavailable for {dtype}/{headDim}: {e.Message}; the split kernel is used for decode steps");
+            }
+
+            _decode[(element, headDim)] = functions;
+            return functions;
+        }
+    }
 
     /// <summary>
     /// The kernels for <paramref name="device"/>, compiled for <paramref name="dtype"/> and
@@ -120,13 +192,7 @@ internal sealed class CudaKernels
     /// <summary>The kernels of one variant, compiled on first use.</summary>
     public KernelFunctions Functions(ScalarType dtype, int headDim, int rows)
     {
-        int element = dtype switch
-        {
-            ScalarType.Float32 => 0,
-            ScalarType.BFloat16 => 1,
-            ScalarType.Float16 => 2,
-            _ => throw new ArgumentException($"no kernel for {dtype}", nameof(dtype)),
-        };
+        int element = ElementId(dtype);
         lock (_functionLock)
         {
             if (_functions.TryGetValue((element, headDim, rows), out var found))
@@ -166,6 +232,14 @@ internal sealed class CudaKernels
         }
     }
 
+    private static int ElementId(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float32 => 0,
+        ScalarType.BFloat16 => 1,
+        ScalarType.Float16 => 2,
+        _ => throw new ArgumentException($"no kernel for {dtype}", nameof(dtype)),
+    };
+
     /// <summary>
     /// Makes the device's primary context (the one libtorch uses) current on this thread. After
     /// any libtorch CUDA operation on the thread it already is; a thread that has run none (an
@@ -182,6 +256,35 @@ internal sealed class CudaKernels
 
     /// <summary>The kernels of one compiled variant: CUDA-core split, tensor-core split (0 for float32), combine.</summary>
     internal readonly record struct KernelFunctions(nint Split, nint SplitMma, nint Combine, nint RmsNorm, nint RotateAppend, nint SiluMul);
+
+    /// <summary>The decode kernels of one compiled variant: split kernels for at most 1, 2, 4 and 8 folded query rows, and their combine.</summary>
+    internal readonly record struct DecodeFunctions(nint Rows1, nint Rows2, nint Rows4, nint Rows8, nint Combine)
+    {
+        /// <summary>The most folded query rows (query heads per KV head times query rows) the decode kernel takes.</summary>
+        public const int MaxRows = 8;
+
+        /// <summary>The deep variant (twice the keys in flight, the next tile's descriptor prefetched), per row count.</summary>
+        public nint Deep1 { get; init; }
+
+        /// <inheritdoc cref="Deep1"/>
+        public nint Deep2 { get; init; }
+
+        /// <inheritdoc cref="Deep1"/>
+        public nint Deep4 { get; init; }
+
+        /// <inheritdoc cref="Deep1"/>
+        public nint Deep8 { get; init; }
+
+        /// <summary>The split kernel for <paramref name="rows"/> folded rows (at most <see cref="MaxRows"/>).</summary>
+        public nint Split(int rows, bool deep = false) => rows switch
+        {
+            <= 1 => deep ? Deep1 : Rows1,
+            <= 2 => deep ? Deep2 : Rows2,
+            <= 4 => deep ? Deep4 : Rows4,
+            <= MaxRows => deep ? Deep8 : Rows8,
+            _ => throw new ArgumentOutOfRangeException(nameof(rows), rows, $"the decode kernel takes at most {MaxRows} folded rows"),
+        };
+    }
 
     private static CudaKernels? Create(int ordinal)
     {
@@ -233,6 +336,15 @@ internal sealed class CudaKernels
         var assembly = typeof(CudaKernels).Assembly;
         using var stream = assembly.GetManifestResourceStream("BlockAttention.Attention.Cuda.SegmentAttention.cu")
             ?? throw new InvalidOperationException("the embedded kernel source SegmentAttention.cu is missing");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    });
+
+    private static readonly Lazy<string> DecodeSource = new(() =>
+    {
+        var assembly = typeof(CudaKernels).Assembly;
+        using var stream = assembly.GetManifestResourceStream("BlockAttention.Attention.Cuda.DecodeAttention.cu")
+            ?? throw new InvalidOperationException("the embedded kernel source DecodeAttention.cu is missing");
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd();
     });

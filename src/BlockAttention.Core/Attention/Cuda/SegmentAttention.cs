@@ -41,7 +41,26 @@ internal sealed class SegmentAttention : IDisposable
         Device = device;
         _inverseFrequencies = tensor(inverseFrequencies.ToArray(), ScalarType.Float32, device);
         UseTensorCores = CudaKernels.SupportsTensorCores(dtype, headDim) && Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_MMA") is not ("0" or "off" or "false");
+        UseDecodeKernel = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_DECODE") is "1" or "on" or "true";
+        DecodeDeep = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_DECODE_DEEP") is "1" or "on" or "true";
+        DecodeTile = PositiveSetting("BLOCKATTENTION_CUDA_DECODE_TILE", DecodeTiling.Tile);
+        DecodeBlocksPerMultiprocessor = PositiveSetting("BLOCKATTENTION_CUDA_DECODE_BLOCKS", 8);
     }
+
+    private static int PositiveSetting(string name, int fallback) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int value) && value is > 0 and <= 4096 ? value : fallback;
+
+    /// <summary>
+    /// The decode kernel's deep variant (twice the keys in flight per lane, the next tile's
+    /// descriptor prefetched): <c>BLOCKATTENTION_CUDA_DECODE_DEEP=1</c>. Off by default.
+    /// </summary>
+    internal bool DecodeDeep { get; set; }
+
+    /// <summary>Keys per tile of the decode kernel's plan (<c>BLOCKATTENTION_CUDA_DECODE_TILE</c>, default 16).</summary>
+    internal int DecodeTile { get; set; }
+
+    /// <summary>Thread blocks per multiprocessor the decode plan aims at for one sequence (<c>BLOCKATTENTION_CUDA_DECODE_BLOCKS</c>, default 8).</summary>
+    internal int DecodeBlocksPerMultiprocessor { get; set; }
 
     public int Heads { get; }
 
@@ -67,6 +86,14 @@ internal sealed class SegmentAttention : IDisposable
     /// </summary>
     internal bool UseTensorCores { get; set; }
 
+    /// <summary>
+    /// Whether calls with at most <see cref="CudaKernels.DecodeFunctions.MaxRows"/> folded query
+    /// rows (decode steps) run on the decode kernel (DecodeAttention.cu: every warp streams keys
+    /// and values). Off unless <c>BLOCKATTENTION_CUDA_DECODE=1</c>; batched plans
+    /// (<see cref="PlanBatch"/>) always use it.
+    /// </summary>
+    internal bool UseDecodeKernel { get; set; }
+
     /// <summary>Dynamic shared memory of the tensor-core split kernel, in bytes.</summary>
     internal static int MmaSharedBytes(int headDim) =>
         (MmaRows * headDim + (MmaRows + 4 * Tile) * (headDim + 8)) * sizeof(ushort) + MmaRows * sizeof(int);
@@ -90,6 +117,11 @@ internal sealed class SegmentAttention : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queries);
         int group = Heads / KvHeads;
         int rowsFolded = checked(group * queries);
+        if (UseDecodeKernel && rowsFolded <= CudaKernels.DecodeFunctions.MaxRows && _kernels.Decode(DType, HeadDim) is not null)
+        {
+            return PlanBatch([segments], queries, [queryPosition]);
+        }
+
         bool mma = UseTensorCores && CudaKernels.SupportsTensorCores(DType, HeadDim);
         int rows = mma || rowsFolded > 16 || HeadDim < 16 ? 64 : 16;
         int rowTiles = (rowsFolded + rows - 1) / rows;
@@ -105,20 +137,7 @@ internal sealed class SegmentAttention : IDisposable
         // One int32 table: segments (16 ints each, 8 int64), tiles (4 ints each), chunk starts.
         int segmentInts = segments.Count * 16, tileInts = tiles.Count * 4;
         var table = new int[segmentInts + tileInts + chunks + 1];
-        var longs = new long[segments.Count * 8];
-        for (int s = 0; s < segments.Count; s++)
-        {
-            var segment = segments[s];
-            longs[s * 8 + 0] = CudaKernels.DataPointer(segment.Keys);
-            longs[s * 8 + 1] = CudaKernels.DataPointer(segment.Values);
-            longs[s * 8 + 2] = segment.Keys.stride(0);
-            longs[s * 8 + 3] = segment.Keys.stride(1);
-            longs[s * 8 + 4] = segment.Length;
-            longs[s * 8 + 5] = segment.KeyPosition;
-            longs[s * 8 + 6] = segment.RotationBase;
-        }
-
-        Buffer.BlockCopy(longs, 0, table, 0, segmentInts * sizeof(int));
+        WriteSegments(segments, table);
         for (int t = 0; t < tiles.Count; t++)
         {
             table[segmentInts + t * 4 + 0] = tiles[t].Segment;
@@ -136,24 +155,172 @@ internal sealed class SegmentAttention : IDisposable
         return new SegmentPlan(this, segments, deviceTable, segmentInts, tileInts, chunks, rows, rowTiles, queries, queryPosition, partialOut, partialStats) { TensorCores = mma };
     }
 
+    /// <summary>Whether <see cref="PlanBatch"/> takes sequences of <paramref name="queries"/> query rows on this model.</summary>
+    internal bool CanPlanBatch(int queries) =>
+        queries > 0 && (long)(Heads / KvHeads) * queries <= CudaKernels.DecodeFunctions.MaxRows && _kernels.Decode(DType, HeadDim) is not null;
+
+    /// <summary>
+    /// Plans one forward call of several sequences on the decode kernel: sequence s has
+    /// <paramref name="queries"/> query rows at positions <paramref name="queryPositions"/>[s]..,
+    /// rows s * queries .. of the call's query and output tensors, over its own
+    /// <paramref name="segments"/>[s] (cached blocks may appear in several sequences' lists; they
+    /// are read in place by each). Throws where the decode kernel does not exist for this model
+    /// or the folded rows (query heads per KV head times <paramref name="queries"/>) exceed
+    /// <see cref="CudaKernels.DecodeFunctions.MaxRows"/>.
+    /// </summary>
+    public SegmentPlan PlanBatch(IReadOnlyList<IReadOnlyList<KvSegment>> segments, int queries, IReadOnlyList<int> queryPositions)
+    {
+        ArgumentNullException.ThrowIfNull(segments);
+        ArgumentNullException.ThrowIfNull(queryPositions);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(queries);
+        if (segments.Count == 0 || segments.Count != queryPositions.Count)
+        {
+            throw new ArgumentException($"{segments.Count} sequences of segments and {queryPositions.Count} query positions: one of each per sequence, at least one");
+        }
+
+        int group = Heads / KvHeads;
+        int rowsFolded = checked(group * queries);
+        if (rowsFolded > CudaKernels.DecodeFunctions.MaxRows)
+        {
+            throw new ArgumentException($"the decode kernel takes at most {CudaKernels.DecodeFunctions.MaxRows} folded rows; {group} query heads per KV head x {queries} queries is {rowsFolded}");
+        }
+
+        var functions = _kernels.Decode(DType, HeadDim) ?? throw new InvalidOperationException($"the CUDA decode kernel is not available for {DType} with head dimension {HeadDim}: {CudaKernels.Status}");
+        var all = new List<KvSegment>();
+        foreach (var list in segments)
+        {
+            ArgumentNullException.ThrowIfNull(list);
+            foreach (var segment in list)
+            {
+                Validate(segment, all.Count);
+                all.Add(segment);
+            }
+        }
+
+        var plan = DecodeTiling.Plan([.. segments.Select(list => (IReadOnlyList<int>)[.. list.Select(segment => segment.Length)])], KvHeads, _kernels.Multiprocessors, DecodeTile, DecodeBlocksPerMultiprocessor);
+        int segmentInts = all.Count * 16, tileInts = plan.Tiles.Count * 4, chunkInts = plan.Chunks.Count * 4, sequenceInts = segments.Count * 4;
+        var table = new int[segmentInts + tileInts + chunkInts + sequenceInts];
+        WriteSegments(all, table);
+        for (int t = 0; t < plan.Tiles.Count; t++)
+        {
+            table[segmentInts + t * 4 + 0] = plan.Tiles[t].Segment;
+            table[segmentInts + t * 4 + 1] = plan.Tiles[t].Start;
+            table[segmentInts + t * 4 + 2] = plan.Tiles[t].Count;
+        }
+
+        int chunkOffset = segmentInts + tileInts;
+        for (int c = 0; c < plan.Chunks.Count; c++)
+        {
+            table[chunkOffset + c * 4 + 0] = plan.Chunks[c].First;
+            table[chunkOffset + c * 4 + 1] = plan.Chunks[c].End;
+            table[chunkOffset + c * 4 + 2] = plan.Chunks[c].Sequence;
+        }
+
+        int sequenceOffset = chunkOffset + chunkInts;
+        for (int q = 0; q < segments.Count; q++)
+        {
+            if (queryPositions[q] < 0)
+            {
+                throw new ArgumentException($"sequence {q}: negative query position {queryPositions[q]}");
+            }
+
+            table[sequenceOffset + q * 4 + 0] = queryPositions[q];
+            table[sequenceOffset + q * 4 + 1] = plan.SequenceChunks[q].First;
+            table[sequenceOffset + q * 4 + 2] = plan.SequenceChunks[q].End;
+        }
+
+        using var host = tensor(table, ScalarType.Int32);
+        using var pinned = host.pin_memory();
+        var deviceTable = pinned.to(Device, non_blocking: true);
+        int chunks = plan.Chunks.Count;
+        var partialOut = empty([chunks, KvHeads, rowsFolded, HeadDim], ScalarType.Float32, Device);
+        var partialStats = empty([2, chunks, KvHeads, rowsFolded], ScalarType.Float32, Device);
+        return new SegmentPlan(this, all, deviceTable, segmentInts, tileInts, chunks, rowsFolded, 1, queries, queryPositions[0], partialOut, partialStats)
+        {
+            Decode = functions,
+            Sequences = segments.Count,
+            ChunkInts = chunkInts,
+            MaxChunksPerSequence = plan.MaxChunksPerSequence,
+            DeepDecode = DecodeDeep,
+        };
+    }
+
+    private static void WriteSegments(IReadOnlyList<KvSegment> segments, int[] table)
+    {
+        var longs = new long[segments.Count * 8];
+        for (int s = 0; s < segments.Count; s++)
+        {
+            var segment = segments[s];
+            longs[s * 8 + 0] = CudaKernels.DataPointer(segment.Keys);
+            longs[s * 8 + 1] = CudaKernels.DataPointer(segment.Values);
+            longs[s * 8 + 2] = segment.Keys.stride(0);
+            longs[s * 8 + 3] = segment.Keys.stride(1);
+            longs[s * 8 + 4] = segment.Length;
+            longs[s * 8 + 5] = segment.KeyPosition;
+            longs[s * 8 + 6] = segment.RotationBase;
+        }
+
+        Buffer.BlockCopy(longs, 0, table, 0, segments.Count * 16 * sizeof(int));
+    }
+
+    /// <summary>Runs the decode kernels of a <see cref="PlanBatch"/> plan for one layer.</summary>
+    private unsafe void RunDecode(SegmentPlan plan, CudaKernels.DecodeFunctions functions, Tensor queries, int layer, Tensor output)
+    {
+        _kernels.EnsureContext();
+        nint tableAddress = CudaKernels.DataPointer(plan.Table);
+        nint q = CudaKernels.DataPointer(queries);
+        long queryRowStride = queries.stride(0);
+        int n = plan.Queries, group = Heads / KvHeads, kvHeads = KvHeads, layerIndex = layer;
+        nint segments = tableAddress;
+        nint tiles = tableAddress + plan.SegmentInts * sizeof(int);
+        nint chunks = tiles + plan.TileInts * sizeof(int);
+        nint sequences = chunks + plan.ChunkInts * sizeof(int);
+        nint frequencies = CudaKernels.DataPointer(_inverseFrequencies);
+        float scaleLog2 = (float)(1.0 / Math.Sqrt(HeadDim) * 1.4426950408889634);
+        nint partialOut = CudaKernels.DataPointer(plan.PartialOut);
+        nint partialMax = CudaKernels.DataPointer(plan.PartialStats);
+        nint partialSum = partialMax + plan.Chunks * KvHeads * group * n * sizeof(float);
+        void** splitArgs = stackalloc void*[]
+        {
+            &q, &queryRowStride, &n, &group, &kvHeads, &sequences, &segments, &tiles, &chunks,
+            &frequencies, &scaleLog2, &layerIndex, &partialOut, &partialMax, &partialSum,
+        };
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(functions.Split(group * n, plan.DeepDecode), (uint)plan.Chunks, (uint)KvHeads, 1, 128, 1, 1, 0, 0, splitArgs, null),
+            "cuLaunchKernel(decode_split)");
+        nint outputAddress = CudaKernels.DataPointer(output);
+        void** combineArgs = stackalloc void*[]
+        {
+            &partialOut, &partialMax, &partialSum, &sequences, &n, &group, &kvHeads, &outputAddress,
+        };
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(functions.Combine, (uint)(plan.Sequences * n * Heads), 1, 1, CombineThreads, 1, 1, (uint)(plan.MaxChunksPerSequence * sizeof(float)), 0, combineArgs, null),
+            "cuLaunchKernel(decode_combine)");
+    }
+
     /// <summary>Runs the kernels for one layer: <paramref name="queries"/> <c>[n, ≥heads, headDim]</c> (unrotated) into <paramref name="output"/> <c>[n, heads * headDim]</c>.</summary>
     internal unsafe void Run(SegmentPlan plan, Tensor queries, int layer, Tensor output)
     {
-        if (queries.dtype != DType || output.dtype != DType || queries.ndim != 3 || queries.shape[0] != plan.Queries
+        long rows = (long)plan.Sequences * plan.Queries;
+        if (queries.dtype != DType || output.dtype != DType || queries.ndim != 3 || queries.shape[0] != rows
             || queries.shape[1] < Heads || queries.shape[2] != HeadDim || queries.stride(2) != 1 || queries.stride(1) != HeadDim)
         {
-            throw new ArgumentException($"queries must be {DType} [{plan.Queries}, >= {Heads}, {HeadDim}] with contiguous heads; got {queries.dtype} [{string.Join(", ", queries.shape)}]");
+            throw new ArgumentException($"queries must be {DType} [{rows}, >= {Heads}, {HeadDim}] with contiguous heads; got {queries.dtype} [{string.Join(", ", queries.shape)}]");
         }
 
-        if (!output.is_contiguous() || output.shape[0] != plan.Queries || output.shape[1] != (long)Heads * HeadDim)
+        if (!output.is_contiguous() || output.shape[0] != rows || output.shape[1] != (long)Heads * HeadDim)
         {
-            throw new ArgumentException($"the output must be contiguous [{plan.Queries}, {Heads * HeadDim}]");
+            throw new ArgumentException($"the output must be contiguous [{rows}, {Heads * HeadDim}]");
         }
 
         if (PoisonPartials)
         {
             plan.PartialOut.fill_(Runtime.Scalars.NaN);
             plan.PartialStats.fill_(Runtime.Scalars.NaN);
+        }
+
+        if (plan.Decode is { } decode)
+        {
+            RunDecode(plan, decode, queries, layer, output);
+            return;
         }
 
         var functions = _kernels.Functions(DType, HeadDim, plan.Rows);
@@ -242,6 +409,24 @@ internal sealed class SegmentPlan(SegmentAttention owner, IReadOnlyList<KvSegmen
 
     /// <summary>Whether the tensor-core split kernel runs (rows are then always 64 per block).</summary>
     public bool TensorCores { get; init; }
+
+    /// <summary>The decode kernels, where this plan runs on them (<see cref="SegmentAttention.PlanBatch"/>).</summary>
+    internal CudaKernels.DecodeFunctions? Decode { get; init; }
+
+    /// <summary>Sequences of the call (1 but for batched decode plans); <see cref="Queries"/> rows each.</summary>
+    public int Sequences { get; init; } = 1;
+
+    /// <summary>Chunk table words of a decode plan (4 per chunk; the sequences' table follows).</summary>
+    public int ChunkInts { get; init; }
+
+    /// <summary>The most chunks of one sequence in a decode plan.</summary>
+    public int MaxChunksPerSequence { get; init; }
+
+    /// <summary>Whether the decode plan runs the deep variant of the decode kernel.</summary>
+    public bool DeepDecode { get; init; }
+
+    /// <summary>The kernel that runs: "decode", "mma" or "fma".</summary>
+    public string Kernel => Decode is not null ? (DeepDecode ? "deep" : "decode") : TensorCores ? "mma" : "fma";
 
     public Tensor PartialOut { get; } = partialOut;
 
