@@ -15,11 +15,14 @@ using static TorchSharp.torch;
 var opt = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.a[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
 int Int(string name, int fallback) => opt.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-int seeds = Int("seeds", 3), testCount = Int("test", 500), fullSteps = Int("full-steps", 100), blockSteps = Int("block-steps", 30), batch = Int("batch", 8);
+double Real(string name, double fallback) => opt.TryGetValue(name, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
+int seeds = Int("seeds", 3), testCount = Int("test", 500), fullSteps = Int("full-steps", 200), blockSteps = Int("block-steps", 60), batch = Int("batch", 16);
+int pairs = Int("pairs", 3), hidden = Int("hidden", 64), layers = Int("layers", 4), loraRank = Int("lora-rank", 0);
+double fullLr = Real("lr-full", 5e-3), blockLr = Real("lr-block", 1e-3), loraAlpha = Real("lora-alpha", 2 * loraRank);
 string outDir = opt.GetValueOrDefault("out", "results"), device = opt.GetValueOrDefault("device", "cpu");
 Directory.CreateDirectory(outDir);
 BlockAttention.Runtime.TorchSharpNativeLibrary.EnsureRegistered(); // before the first torch call
-set_num_threads(Environment.ProcessorCount);
+set_num_threads(Int("threads", Environment.ProcessorCount));
 
 var cells = new Dictionary<string, List<(int Correct, int Total)>>();
 var clock = Stopwatch.StartNew();
@@ -38,21 +41,24 @@ if (opt.TryGetValue("chart-from", out var from))
 
 for (int seed = 0; seed < seeds; seed++)
 {
-    var task = new TwoHopTask(seed);
+    var task = new TwoHopTask(seed, pairs);
     var train = task.Build(task.TrainPeople, fullSteps * batch);
     var test = task.Examples(task.TestPeople, testCount).ToList();
     var config = new LlamaConfig
     {
-        VocabSize = task.Tokenizer.Size, HiddenSize = 96, IntermediateSize = 256, NumHiddenLayers = 4, NumAttentionHeads = 4, NumKeyValueHeads = 2,
-        HeadDim = 24, RmsNormEps = 1e-5, MaxPositionEmbeddings = 512, TieWordEmbeddings = true, EosTokenIds = [task.Tokenizer.EndOfText],
-        Rope = new RopeSettings { Theta = 10000, Type = RopeType.Default },
+        VocabSize = task.Tokenizer.Size, HiddenSize = hidden, IntermediateSize = 4 * hidden, NumHiddenLayers = layers, NumAttentionHeads = hidden / 16,
+        NumKeyValueHeads = hidden / 32, HeadDim = 16, RmsNormEps = 1e-5, MaxPositionEmbeddings = 512, TieWordEmbeddings = true,
+        EosTokenIds = [task.Tokenizer.EndOfText], Rope = new RopeSettings { Theta = 10000, Type = RopeType.Default },
     };
     using var model = TrainableLlama.CreateRandom(config, seed, device);
-    var fullOnly = train.Where(s => !s.BlockAttention).ToList();
-    Train(model, fullOnly, fullSteps, 1e-3, seed, Path.Combine(outDir, $"seed{seed}-full"));
+    // Pre-training from scratch: full attention, next-token loss on every token (passages too), as a base model is trained.
+    Train(model, [.. train.Where(s => !s.BlockAttention).Select(s => s with { Labels = s.InputIds })], fullSteps, fullLr, null, seed, Path.Combine(outDir, $"seed{seed}-full"));
+    var seen = Evaluate(model, task, task.Examples(task.TrainPeople, 200).ToList(), block: false);
+    Console.WriteLine($"  (full-trained/full on 200 questions about training people: {100.0 * seen.Correct / seen.Total:F1}%)");
     Score("full-trained", "full", Evaluate(model, task, test, block: false));
     Score("full-trained", "block", Evaluate(model, task, test, block: true));
-    Train(model, train, blockSteps, 3e-4, seed + 100, Path.Combine(outDir, $"seed{seed}-block"));
+    var lora = loraRank > 0 ? new LoraOptions { Rank = loraRank, Alpha = loraAlpha } : null;
+    Train(model, train, blockSteps, blockLr, lora, seed + 100, Path.Combine(outDir, $"seed{seed}-block"));
     Score("block-fine-tuned", "full", Evaluate(model, task, test, block: false));
     Score("block-fine-tuned", "block", Evaluate(model, task, test, block: true));
     Console.WriteLine($"seed {seed} done at {clock.Elapsed:mm\\:ss}");
@@ -66,20 +72,25 @@ foreach (string model in new[] { "full-trained", "block-fine-tuned" })
 
 lines.Add("");
 lines.Add($"Exact match (%) over {seeds} seeds x {testCount} held-out questions, 95% Wilson interval of the pooled questions; " +
-    $"per-seed counts in results.txt. {fullSteps} full-attention steps then {blockSteps} block fine-tuning steps of {batch} samples; {clock.Elapsed:mm\\:ss} on {(device == "cpu" ? $"{Environment.ProcessorCount} CPU cores" : device)}.");
+    $"per-seed counts in results.txt. {fullSteps} full-attention steps (lr {fullLr}) then {blockSteps} block fine-tuning steps (lr {blockLr}" +
+    (loraRank > 0 ? $", LoRA rank {loraRank} alpha {loraAlpha}" : "") + $") of {batch} samples; {pairs * 2} passages; {clock.Elapsed:mm\\:ss} on {(device == "cpu" ? $"{Environment.ProcessorCount} CPU cores" : device)}.");
 File.WriteAllLines(Path.Combine(outDir, "table.md"), lines);
 File.WriteAllLines(Path.Combine(outDir, "results.txt"), cells.Select(c => $"{c.Key}: " + string.Join(", ", c.Value.Select(v => $"{v.Correct}/{v.Total}"))));
 Console.WriteLine(string.Join(Environment.NewLine, lines));
 Chart(Path.Combine(outDir, "accuracy.png"));
 
-void Train(TrainableLlama model, List<TrainingSample> samples, int steps, double lr, int seed, string dir)
+void Train(TrainableLlama model, List<TrainingSample> samples, int steps, double lr, LoraOptions? lora, int seed, string dir)
 {
     if (Directory.Exists(dir))
     {
         Directory.Delete(dir, true); // a fresh run, not a resume
     }
 
-    var options = new TrainerOptions { Steps = steps, BatchSize = batch, LearningRate = lr, WarmupRatio = 0.05, WeightDecay = 0.01, LogEvery = Math.Max(1, steps / 5), Seed = seed };
+    var options = new TrainerOptions
+    {
+        Steps = steps, BatchSize = batch, MicroBatchSize = Int("micro-batch", batch), LearningRate = lr, WarmupRatio = 0.05, WeightDecay = 0.01,
+        LogEvery = Math.Max(1, steps / 10), Seed = seed, Lora = lora,
+    };
     new Trainer(model, options).Train(samples, null, dir, p => Console.WriteLine(
         $"  step {p.Step}/{p.TotalSteps} loss {p.Loss:F3} {p.TokensPerSecond:F0} tok/s ETA {p.Remaining:mm\\:ss}"));
 }
@@ -104,32 +115,25 @@ static (double P, double Low, double High) Wilson(List<(int Correct, int Total)>
     return (100 * p, Math.Max(0, 100 * (centre - half)), Math.Min(100, 100 * (centre + half)));
 }
 
-// Greedy answer (one word, then end-of-text) with the one-pass block mask or plain causal attention; the reference RAG metric.
+// The greedy first token (the answers are one word) with the one-pass block mask or plain causal attention,
+// 100 questions per padded pass; the reference RAG metric.
 static (int Correct, int Total) Evaluate(TrainableLlama model, TwoHopTask task, List<TrainingText> test, bool block)
 {
     using var noGrad = no_grad();
     int correct = 0;
-    foreach (var example in test)
+    foreach (var chunk in test.Chunk(100))
     {
-        var blocks = example.Blocks.Select(b => task.Tokenizer.Encode(b)).ToList();
-        var ids = blocks.SelectMany(b => b).ToList();
-        int[] local = block ? [.. blocks.Take(blocks.Count - 1).Select(b => b.Count)] : [];
-        var generated = new List<int>();
-        for (int step = 0; step < 2; step++)
+        using var scope = NewDisposeScope();
+        var blocks = chunk.Select(e => e.Blocks.Select(b => task.Tokenizer.Encode(b)).ToList()).ToList();
+        var ids = blocks.Select(b => (IReadOnlyList<int>)[.. b.SelectMany(t => t)]).ToList();
+        var local = blocks.Select(b => (IReadOnlyList<int>)(block ? [.. b.SkipLast(1).Select(t => t.Count)] : [])).ToList();
+        using var mask = TrainingMask.Allowed([.. ids.Select(s => s.Count)], local, model.Device);
+        var logits = model.ForwardBatch(ids, mask);
+        for (int i = 0; i < chunk.Length; i++)
         {
-            using var scope = NewDisposeScope();
-            using var mask = TrainingMask.Allowed(ids.Count, local, model.Device);
-            int next = (int)model.Forward(ids.ToArray(), mask)[-1].argmax().item<long>();
-            if (next == task.Tokenizer.EndOfText)
-            {
-                break;
-            }
-
-            generated.Add(next);
-            ids.Add(next);
+            int next = (int)logits[i, ids[i].Count - 1].argmax().item<long>();
+            correct += RagMetric.Matches(task.Tokenizer.Decode([next]), [chunk[i].Response]) ? 1 : 0;
         }
-
-        correct += RagMetric.Matches(task.Tokenizer.Decode(generated), [example.Response]) ? 1 : 0;
     }
 
     return (correct, test.Count);
@@ -169,25 +173,29 @@ static class RagMetric
 }
 
 /// <summary>
-/// Two-hop questions over eight passages: "pX works for cY ." and "cY is in zZ ." hold the answer;
-/// six distractor passages state facts about other people and companies. Facts are drawn anew per
-/// question, so the model must read them; test questions ask about people never seen in training.
+/// Two-hop questions over 2 x pairs passages: for each of pairs people, "zZ has cY" (city zZ has company
+/// cY) then, in the next passage, "cY employs pX"; the final block asks "pX ?" (where does pX work: zZ). Training responses
+/// go on to ask and answer every other person ("zZ pW ? zV ..."); a test question is scored on its first
+/// answer. Facts are drawn anew per question; test questions ask about (and only mention) people never
+/// seen in training.
 /// </summary>
 sealed class TwoHopTask
 {
-    private const int People = 300, Companies = 60, Cities = 40;
+    private const int Companies = 20, Cities = 10;
     private readonly Random _random;
+    private readonly int _pairs;
 
-    public TwoHopTask(int seed)
+    public TwoHopTask(int seed, int pairs)
     {
         _random = new Random(seed);
-        var words = new List<string> { "works", "for", "is", "in", "question", ":", "where", "does", "work", "?", ".", "answer", "[Block-Attention]" };
-        words.AddRange(Enumerable.Range(0, People).Select(i => $"p{i}"));
+        _pairs = pairs;
+        var words = new List<string> { "has", "employs", "?", "[Block-Attention]" };
+        words.AddRange(Enumerable.Range(0, 100).Select(i => $"p{i}"));
         words.AddRange(Enumerable.Range(0, Companies).Select(i => $"c{i}"));
         words.AddRange(Enumerable.Range(0, Cities).Select(i => $"z{i}"));
         Tokenizer = new WordTokenizer(words);
-        TrainPeople = Enumerable.Range(0, 240).ToArray();
-        TestPeople = Enumerable.Range(240, 60).ToArray();
+        TrainPeople = Enumerable.Range(0, 80).ToArray();
+        TestPeople = Enumerable.Range(80, 20).ToArray();
     }
 
     public WordTokenizer Tokenizer { get; }
@@ -198,28 +206,24 @@ sealed class TwoHopTask
 
     public List<TrainingSample> Build(int[] people, int count) =>
         [.. new TrainingSetBuilder(Tokenizer, new TrainingSetOptions { BlockPrefix = "[Block-Attention] ", MaxLength = 512, ShuffleSeed = _random.Next() })
-            .Build(Examples(people, count)).Samples];
+            .Build(Examples(people, count, allQuestions: true)).Samples];
 
-    public IEnumerable<TrainingText> Examples(int[] people, int count)
+    public IEnumerable<TrainingText> Examples(int[] people, int count, bool allQuestions = false)
     {
         for (int n = 0; n < count; n++)
         {
-            var persons = people.OrderBy(_ => _random.Next()).Take(4).ToArray();
-            var companies = Enumerable.Range(0, Companies).OrderBy(_ => _random.Next()).Take(4).ToArray();
+            var persons = people.OrderBy(_ => _random.Next()).Take(_pairs).ToArray();
+            var companies = Enumerable.Range(0, Companies).OrderBy(_ => _random.Next()).Take(_pairs).ToArray();
+            var cities = Enumerable.Range(0, Cities).OrderBy(_ => _random.Next()).Take(_pairs).ToArray();
             var passages = new List<string>();
-            for (int i = 0; i < 4; i++)
+            foreach (int i in Enumerable.Range(0, _pairs).OrderBy(_ => _random.Next()))
             {
-                passages.Add($"p{persons[i]} works for c{companies[i]} . ");
-                if (i < 3)
-                {
-                    passages.Add($"c{companies[i]} is in z{_random.Next(Cities)} . ");
-                }
+                passages.Add($"z{cities[i]} has c{companies[i]} ");
+                passages.Add($"c{companies[i]} employs p{persons[i]} ");
             }
 
-            passages.Add($"c{Enumerable.Range(0, Companies).Except(companies).ElementAt(_random.Next(Companies - 4))} is in z{_random.Next(Cities)} . ");
-            string answer = passages[1].Split(' ')[3];
-            var shuffled = passages.OrderBy(_ => _random.Next()).ToList();
-            yield return new TrainingText([.. shuffled, $"question : where does p{persons[0]} work ? answer : "], answer);
+            string response = allQuestions ? $"z{cities[0]}" + string.Concat(Enumerable.Range(1, _pairs - 1).Select(i => $" p{persons[i]} ? z{cities[i]}")) : $"z{cities[0]}";
+            yield return new TrainingText([.. passages, $"p{persons[0]} ? "], response);
         }
     }
 }

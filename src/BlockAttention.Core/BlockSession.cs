@@ -66,6 +66,11 @@ public sealed partial class BlockSession : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfNegative(options.IdleCaches, "IdleCaches");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxBatchSize, "MaxBatchSize");
+        if (options.StepThreads is int stepThreads)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(stepThreads, "StepThreads");
+        }
+
         ArgumentOutOfRangeException.ThrowIfNegative(options.MaxQueuedRequests, "MaxQueuedRequests");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.PrefillChunkTokens, "PrefillChunkTokens");
         if (options.MaxCacheBytes is long maxCacheBytes)
@@ -78,7 +83,7 @@ public sealed partial class BlockSession : IDisposable
         _admission = new AdmissionQueue(options.MaxBatchSize, options.MaxQueuedRequests);
         _logger = options.LoggerFactory?.CreateLogger<BlockSession>() ?? (ILogger)NullLogger.Instance;
         _telemetry = new SessionTelemetry(options.MeterFactory, store, new SessionLoad(() => _admission.Active, () => _admission.Queued, () => _caches.RentedBytes));
-        _scheduler = new StepScheduler(model, _modelGate, options.MaxBatchSize, options.PrefillChunkTokens, _telemetry.RecordBatch);
+        _scheduler = new StepScheduler(model, _modelGate, options.MaxBatchSize, options.PrefillChunkTokens, _telemetry.RecordBatch, options.StepThreads);
     }
 
     /// <summary>The model this session runs.</summary>

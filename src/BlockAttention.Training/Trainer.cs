@@ -10,15 +10,17 @@ namespace BlockAttention.Training;
 
 /// <summary>
 /// Fine-tunes a <see cref="TrainableLlama"/> on prepared samples: per update, <see cref="TrainerOptions.BatchSize"/>
-/// samples (each with its own mask) contribute their summed response-token loss, divided by the
-/// batch's response tokens; then gradient clipping, AdamW, warm-up + cosine schedule. Saves
+/// samples (each with its own mask, <see cref="TrainerOptions.MicroBatchSize"/> of them per padded
+/// forward pass) contribute their summed response-token loss, divided by the batch's response tokens; then gradient clipping, AdamW, warm-up + cosine schedule. Saves
 /// resumable checkpoints: the model in the Hugging Face layout plus <c>optimizer.safetensors</c>
-/// and <c>trainer_state.json</c>.
+/// and <c>trainer_state.json</c> (and, under LoRA, <c>adapters.safetensors</c>; only the adapters
+/// train and the saved model holds them merged).
 /// </summary>
 public sealed class Trainer
 {
     private const string OptimizerFile = "optimizer.safetensors";
     private const string StateFile = "trainer_state.json";
+    private const string AdaptersFile = "adapters.safetensors";
 
     private readonly TrainableLlama _model;
     private readonly TrainerOptions _options;
@@ -30,6 +32,10 @@ public sealed class Trainer
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _options.Validate();
         _model.ComputeDType = options.ComputeDType;
+        if (options.Lora is { } lora && model.Lora is null)
+        {
+            model.EnableLora(lora);
+        }
     }
 
     /// <summary>
@@ -47,7 +53,7 @@ public sealed class Trainer
         }
 
         var schedule = new LearningRateSchedule(_options.LearningRate, (long)Math.Ceiling(_options.WarmupRatio * _options.Steps), _options.Steps);
-        using var optimizer = new AdamW(_model.Parameters, weightDecay: _options.WeightDecay);
+        using var optimizer = new AdamW(_model.TrainableParameters, weightDecay: _options.WeightDecay);
         long start = Resume(outputDirectory, optimizer);
         var order = Enumerable.Range(0, samples.Count).ToList();
         int epoch = -1;
@@ -75,19 +81,19 @@ public sealed class Trainer
             }
 
             int batchLossTokens = Math.Max(1, batch.Sum(s => s.LossTokens));
-            foreach (var p in _model.Parameters.Values)
+            foreach (var p in _model.TrainableParameters.Values)
             {
                 p.grad?.zero_();
             }
 
-            foreach (var sample in batch)
+            foreach (var chunk in batch.Chunk(_options.MicroBatchSize))
             {
                 using var scope = NewDisposeScope();
-                var loss = _model.LossSum(sample);
+                var loss = _model.LossSum(chunk);
                 lossSum += loss.item<float>();
                 using var divisor = Scalars.Of(batchLossTokens);
                 loss.div(divisor).backward();
-                tokens += sample.Length;
+                tokens += chunk.Sum(s => (long)s.Length);
             }
 
             lossTokens += batchLossTokens;
@@ -130,11 +136,11 @@ public sealed class Trainer
         using var noGrad = no_grad();
         double sum = 0;
         long count = 0;
-        foreach (var sample in samples)
+        foreach (var chunk in samples.Chunk(_options.MicroBatchSize))
         {
             using var scope = NewDisposeScope();
-            sum += _model.LossSum(sample).item<float>();
-            count += sample.LossTokens;
+            sum += _model.LossSum(chunk).item<float>();
+            count += chunk.Sum(s => s.LossTokens);
         }
 
         return sum / Math.Max(1, count);
@@ -145,7 +151,7 @@ public sealed class Trainer
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var grads = _model.Parameters.Values.Select(p => p.grad).OfType<Tensor>().ToList();
+        var grads = _model.TrainableParameters.Values.Select(p => p.grad).OfType<Tensor>().ToList();
         if (grads.Count == 0)
         {
             return 0;
@@ -168,8 +174,14 @@ public sealed class Trainer
     {
         CheckpointSaver.Save(_model, directory, _options.SaveDType);
         SafetensorsWriter.Write(Path.Combine(directory, OptimizerFile), optimizer.State);
+        // Under LoRA the adapters, which resuming needs (the checkpoint holds them merged into the weights).
+        if (_model.Lora is not null)
+        {
+            SafetensorsWriter.Write(Path.Combine(directory, AdaptersFile), _model.Adapters);
+        }
+
         // Full-precision weights too when the model is saved in a narrower dtype, so resuming loses nothing.
-        if (_options.SaveDType != ScalarType.Float32)
+        else if (_options.SaveDType != ScalarType.Float32)
         {
             SafetensorsWriter.Write(Path.Combine(directory, "master.safetensors"), _model.Parameters);
         }
@@ -192,11 +204,22 @@ public sealed class Trainer
             throw new TrainingDataException(statePath, 0, $"the checkpoint was trained with batch size {state.BatchSize} and seed {state.Seed}; resume with the same");
         }
 
-        string weights = File.Exists(Path.Combine(directory, "master.safetensors")) ? "master.safetensors" : "model.safetensors";
+        string weights = _model.Lora is not null ? AdaptersFile
+            : File.Exists(Path.Combine(directory, "master.safetensors")) ? "master.safetensors" : "model.safetensors";
+        if (!File.Exists(Path.Combine(directory, weights)))
+        {
+            throw new TrainingDataException(statePath, 0, $"the checkpoint has no {weights} to resume from (LoRA and full fine-tuning checkpoints do not resume each other)");
+        }
+
         LoadInto(Path.Combine(directory, weights), (name, value) =>
         {
             using var noGrad = no_grad();
-            _model.Parameters[name].copy_(value);
+            if (!_model.TrainableParameters.TryGetValue(name, out var target) || !target.shape.SequenceEqual(value.shape))
+            {
+                throw new TrainingDataException(Path.Combine(directory, weights), 0, $"tensor '{name}' does not match the model being trained");
+            }
+
+            target.copy_(value);
         });
         LoadInto(Path.Combine(directory, OptimizerFile), optimizer.Restore);
         optimizer.Steps = state.OptimizerSteps;

@@ -8,8 +8,14 @@ public sealed class TrainerOptions
     /// <summary>Optimizer updates to run.</summary>
     public int Steps { get; set; } = 100;
 
-    /// <summary>Samples per update (gradient accumulation over single-sample forward passes).</summary>
+    /// <summary>Samples per update.</summary>
     public int BatchSize { get; set; } = 8;
+
+    /// <summary>
+    /// Samples per forward/backward pass (padded to the longest of them); an update accumulates the
+    /// gradients of its batch's passes. Lower it when a pass does not fit in memory.
+    /// </summary>
+    public int MicroBatchSize { get; set; } = 8;
 
     /// <summary>Peak learning rate.</summary>
     public double LearningRate { get; set; } = 2e-5;
@@ -38,6 +44,9 @@ public sealed class TrainerOptions
     /// <summary>Report progress every this many steps.</summary>
     public int LogEvery { get; set; } = 10;
 
+    /// <summary>LoRA adapters to train instead of every weight (merged into the saved checkpoint), or null.</summary>
+    public LoraOptions? Lora { get; set; }
+
     /// <summary>Seed of the data order.</summary>
     public int Seed { get; set; } = 42;
 
@@ -46,6 +55,7 @@ public sealed class TrainerOptions
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(Steps, 1, nameof(Steps));
         ArgumentOutOfRangeException.ThrowIfLessThan(BatchSize, 1, nameof(BatchSize));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MicroBatchSize, 1, nameof(MicroBatchSize));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(LearningRate, nameof(LearningRate));
         ArgumentOutOfRangeException.ThrowIfNegative(WarmupRatio, nameof(WarmupRatio));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(WarmupRatio, 1, nameof(WarmupRatio));
@@ -54,6 +64,7 @@ public sealed class TrainerOptions
         ArgumentOutOfRangeException.ThrowIfNegative(EvalEvery, nameof(EvalEvery));
         ArgumentOutOfRangeException.ThrowIfNegative(SaveEvery, nameof(SaveEvery));
         ArgumentOutOfRangeException.ThrowIfLessThan(LogEvery, 1, nameof(LogEvery));
+        Lora?.Validate();
         if (ComputeDType is not (ScalarType.Float32 or ScalarType.BFloat16))
         {
             throw new ArgumentOutOfRangeException(nameof(ComputeDType), $"{ComputeDType} is not supported; use Float32 or BFloat16");

@@ -20,7 +20,7 @@ internal static class BenchCommand
                         [--out DIR] [--machine LABEL]
                         [--expect-speedup X] [--expect-reencode-share F] [--expect-block-ttft MS]
                         [--baseline FILE.json]
-                        [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N]
+                        [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N] [--step-threads N]
                         [--expect-batch-speedup X] [--check-exact]
 
         Times the first token of full attention against Block-Attention for each prompt length, on a
@@ -42,7 +42,8 @@ internal static class BenchCommand
         passages (a warm store), asks its own question and decodes --decode-tokens tokens.
         --requests also takes one count per level (e.g. --concurrency 1,4,64 --requests 4,8,64). The same
         arrivals run against a batching session (MaxBatchSize --max-batch, default 16) and against a
-        session that runs one request at a time. Reported per level, for both: output tokens/s, TTFT
+        session that runs one request at a time; --step-threads N sets both sessions' CPU threads for
+        their forward passes (default: libtorch's). Reported per level, for both: output tokens/s, TTFT
         and time per output token (p50, p95). With --concurrency the length sweep runs only when
         --lengths is given; the prompt length is the longest of --lengths (default 1024).
 
@@ -72,14 +73,14 @@ internal static class BenchCommand
         [--dtype float32|bfloat16] [--lengths 512,1024,...] [--repeats N] [--out DIR] [--soak N]
         [--expect-speedup X] [--expect-reencode-share F] [--expect-block-ttft MS] [--baseline FILE]
         [--stores [--store-dir DIR] [--redis HOST:PORT]]
-        [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N] [--expect-batch-speedup X] [--check-exact]
+        [--concurrency 1,4,16,64] [--arrival-rate R] [--requests N] [--max-batch N] [--step-threads N] [--expect-batch-speedup X] [--check-exact]
         """, Help, RunAsync);
 
     private static readonly string[] s_known =
     [
         "preset", "model", "device", "dtype", "lengths", "warmup", "repeats", "decode-tokens", "soak", "seed", "out", "machine",
         "expect-speedup", "expect-reencode-share", "expect-block-ttft", "baseline", "stores", "store-dir", "redis",
-        "concurrency", "arrival-rate", "requests", "max-batch", "expect-batch-speedup", "check-exact",
+        "concurrency", "arrival-rate", "requests", "max-batch", "step-threads", "expect-batch-speedup", "check-exact",
     ];
 
     public static async Task<int> RunAsync(CommandLine commandLine, TextWriter stdout, TextWriter progress, CancellationToken cancellationToken)
@@ -283,6 +284,7 @@ internal static class BenchCommand
             RequestsPerLevel = commandLine.Optional("requests") is { } perLevel && perLevel.Contains(',') ? ParseRequests(perLevel, concurrencyLevels.Count) : null,
             CheckExact = commandLine.Flag("check-exact"),
             MaxBatchSize = Math.Max(1, NonNegative(commandLine, "max-batch", new BlockSessionOptions().MaxBatchSize)),
+            StepThreads = commandLine.Optional("step-threads") is null ? null : Math.Max(1, NonNegative(commandLine, "step-threads", 1)),
             ExpectBatchSpeedup = Positive(commandLine, "expect-batch-speedup"),
             // Read now: a wrong path should not wait for the end of a long run.
             Baseline = commandLine.Optional("baseline") is { } baseline ? BenchBaseline.Read(baseline) : null,

@@ -75,6 +75,9 @@ internal sealed record BenchOptions
     /// <summary><c>--max-batch</c>: the batching session's <see cref="BlockSessionOptions.MaxBatchSize"/>.</summary>
     public int MaxBatchSize { get; init; } = new BlockSessionOptions().MaxBatchSize;
 
+    /// <summary><c>--step-threads</c>: <see cref="BlockSessionOptions.StepThreads"/> of both sessions (null: libtorch's setting).</summary>
+    public int? StepThreads { get; init; }
+
     /// <summary><c>--expect-batch-speedup</c>: the least batched / one-at-a-time throughput at the highest concurrency level.</summary>
     public double? ExpectBatchSpeedup { get; init; }
 

@@ -24,8 +24,8 @@ internal sealed class ConcurrencyRunner(ICausalLanguageModel model, BenchOptions
     {
         var prompt = BenchPrompt.Create(length, model.Info.VocabSize, options.Seed);
         using var store = new MemoryKvBlockStore(new MemoryKvBlockStoreOptions { MaxBytes = 1L << 40 });
-        var batchedOptions = new BlockSessionOptions { IdleCaches = options.MaxBatchSize, MaxBatchSize = options.MaxBatchSize };
-        var serialOptions = new BlockSessionOptions { IdleCaches = 2, MaxBatchSize = 1 };
+        var batchedOptions = new BlockSessionOptions { IdleCaches = options.MaxBatchSize, MaxBatchSize = options.MaxBatchSize, StepThreads = options.StepThreads };
+        var serialOptions = new BlockSessionOptions { IdleCaches = 2, MaxBatchSize = 1, StepThreads = options.StepThreads };
         using var batched = new BlockSession(model, store, batchedOptions);
         using var serial = new BlockSession(model, store, serialOptions);
         // Warm: the passages into the store, and each session's caches and code paths.

@@ -12,14 +12,18 @@ namespace BlockAttention.Cli.Train;
 internal static class TrainCommand
 {
     public const string Help = """
-        blockattn train (--model DIR | --preset NAME) --data FILE.jsonl --out DIR [--steps N] [--batch B]
+        blockattn train (--model DIR | --preset NAME) --data FILE.jsonl --out DIR [--steps N] [--batch B] [--micro-batch M]
                         [--lr 2e-5] [--warmup 0.03] [--weight-decay 0] [--max-grad-norm 1]
+                        [--lora-rank R] [--lora-alpha 2R] [--lora-targets q_proj,k_proj,v_proj,o_proj]
                         [--eval-data FILE.jsonl] [--eval-every N] [--save-every N] [--log-every N]
                         [--device cpu|cuda[:N]] [--dtype float32|bfloat16] [--save-dtype float32|bfloat16] [--seed S]
 
         FILE.jsonl is the output of 'blockattn prepare'. Each step accumulates the gradients of
-        --batch samples (each with its own block or causal mask) and applies AdamW with linear
-        warm-up and cosine decay. DIR receives a Hugging Face checkpoint (config.json,
+        --batch samples (each with its own block or causal mask; --micro-batch of them, default 8,
+        padded into one forward pass) and applies AdamW with linear warm-up and cosine decay.
+        --lora-rank R trains rank-R adapters on the --lora-targets projections (any of q_proj,
+        k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj) instead of every weight, scaled by
+        --lora-alpha / R; the saved checkpoint holds them merged into the weights. DIR receives a Hugging Face checkpoint (config.json,
         model.safetensors, the tokenizer files) that 'blockattn generate --model DIR' and
         transformers load, plus the optimizer state: run the same command again to resume.
         Prints step, loss per response token, learning rate, gradient norm, tokens/s and ETA.
@@ -33,13 +37,13 @@ internal static class TrainCommand
     }
 
     public static Verb Verb { get; } = new("train", """
-        (--model DIR | --preset NAME) --data FILE.jsonl --out DIR [--steps N] [--batch B] [--lr LR]
+        (--model DIR | --preset NAME) --data FILE.jsonl --out DIR [--steps N] [--batch B] [--lr LR] [--lora-rank R]
         [--eval-data FILE.jsonl] [--device cpu|cuda] [--dtype float32|bfloat16]
         """, Help, (commandLine, stdout, _, cancellationToken) => Task.Run(() => Run(commandLine, stdout, cancellationToken), cancellationToken));
 
     public static int Run(CommandLine commandLine, TextWriter stdout, CancellationToken cancellationToken = default)
     {
-        commandLine.RejectUnknown("model", "preset", "data", "out", "steps", "batch", "lr", "warmup", "weight-decay", "max-grad-norm",
+        commandLine.RejectUnknown("model", "preset", "data", "out", "steps", "batch", "micro-batch", "lora-rank", "lora-alpha", "lora-targets", "lr", "warmup", "weight-decay", "max-grad-norm",
             "eval-data", "eval-every", "save-every", "log-every", "device", "dtype", "save-dtype", "seed");
         string data = commandLine.Required("data");
         string output = commandLine.Required("out");
@@ -48,6 +52,7 @@ internal static class TrainCommand
         {
             Steps = commandLine.OptionalInt("steps", 100),
             BatchSize = commandLine.OptionalInt("batch", 8),
+            MicroBatchSize = commandLine.OptionalInt("micro-batch", 8),
             LearningRate = commandLine.OptionalDouble("lr", 2e-5),
             WarmupRatio = commandLine.OptionalDouble("warmup", 0.03),
             WeightDecay = commandLine.OptionalDouble("weight-decay", 0),
@@ -59,6 +64,20 @@ internal static class TrainCommand
             ComputeDType = commandLine.Choice("dtype", "float32", "float32", "bfloat16") == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32,
             SaveDType = commandLine.Choice("save-dtype", "float32", "float32", "bfloat16") == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32,
         };
+        if (commandLine.Optional("lora-rank") is not null || commandLine.Optional("lora-alpha") is not null || commandLine.Optional("lora-targets") is not null)
+        {
+            int rank = commandLine.OptionalInt("lora-rank", 8);
+            options.Lora = new LoraOptions
+            {
+                Rank = rank,
+                Alpha = commandLine.OptionalDouble("lora-alpha", 2.0 * rank),
+                Targets = commandLine.Optional("lora-targets") is { } targets
+                    ? [.. targets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]
+                    : new LoraOptions().Targets,
+                Seed = options.Seed,
+            };
+        }
+
         try
         {
             options.Validate();

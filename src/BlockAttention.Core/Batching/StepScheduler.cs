@@ -32,6 +32,7 @@ internal sealed class StepScheduler : IDisposable
     private readonly int _maxBatchSize;
     private readonly int _prefillChunkTokens;
     private readonly Action<int> _recordBatch;
+    private readonly int? _stepThreads;
     private readonly object _lock = new();
     private readonly LinkedList<StepEntry> _queue = new();
     private int _owing;
@@ -39,9 +40,10 @@ internal sealed class StepScheduler : IDisposable
     private bool _workerRunning;
     private bool _disposed;
 
-    public StepScheduler(ICausalLanguageModel model, SemaphoreSlim modelGate, int maxBatchSize, int prefillChunkTokens, Action<int> recordBatch)
+    public StepScheduler(ICausalLanguageModel model, SemaphoreSlim modelGate, int maxBatchSize, int prefillChunkTokens, Action<int> recordBatch, int? stepThreads = null)
     {
         _model = model;
+        _stepThreads = stepThreads;
         _modelGate = modelGate;
         _maxBatchSize = maxBatchSize;
         _prefillChunkTokens = prefillChunkTokens;
@@ -152,10 +154,10 @@ internal sealed class StepScheduler : IDisposable
 
     private void Work()
     {
-        if (_model.Info.Device.type == TorchSharp.DeviceType.CPU)
+        if (_stepThreads is int threads && _model.Info.Device.type == TorchSharp.DeviceType.CPU)
         {
-            // Decode steps and small chunks: one thread (see IntraOpThreads); other threads keep theirs.
-            IntraOpThreads.SetForCurrentThread(1);
+            // BlockSessionOptions.StepThreads: this worker only; other threads keep theirs (see IntraOpThreads).
+            IntraOpThreads.SetForCurrentThread(threads);
         }
 
         while (true)

@@ -9,6 +9,7 @@ namespace BlockAttention.Training.Modeling;
 /// Saves a <see cref="TrainableLlama"/> in the Hugging Face layout: <c>config.json</c> and one
 /// <c>model.safetensors</c> (no <c>lm_head.weight</c> when the embeddings are tied), plus the
 /// source folder's tokenizer and generation files, so both our loader and transformers load it.
+/// A model with LoRA adapters is saved with the adapters merged into their weights.
 /// </summary>
 public static class CheckpointSaver
 {
@@ -19,7 +20,12 @@ public static class CheckpointSaver
     {
         ArgumentNullException.ThrowIfNull(model);
         Directory.CreateDirectory(directory);
-        SafetensorsWriter.Write(Path.Combine(directory, CheckpointFolder.WeightsFileName), model.Parameters, dtype);
+        using (NewDisposeScope())
+        {
+            // Under LoRA, the adapters merged into their projections: the checkpoint is an ordinary Llama.
+            SafetensorsWriter.Write(Path.Combine(directory, CheckpointFolder.WeightsFileName), model.MergedWeights(), dtype);
+        }
+
         string dtypeName = dtype switch { ScalarType.BFloat16 => "bfloat16", ScalarType.Float16 => "float16", _ => "float32" };
         JsonObject config = model.SourceDirectory is { } source
             ? JsonNode.Parse(File.ReadAllText(Path.Combine(source, CheckpointFolder.ConfigFileName)))!.AsObject()

@@ -22,10 +22,56 @@ public static class TrainingMask
     /// <summary>The mask of a sequence of <paramref name="length"/> tokens whose first blocks have <paramref name="localBlockLengths"/> tokens.</summary>
     public static Tensor Allowed(int length, IReadOnlyList<int> localBlockLengths, Device device)
     {
+        var firstVisible = FirstVisible(length, localBlockLengths, length);
+        using var scope = NewDisposeScope();
+        var columns = Scalars.Arange(0, length, device: device).unsqueeze(0);
+        var rows = Scalars.Arange(0, length, device: device).unsqueeze(1);
+        var first = tensor(firstVisible, ScalarType.Int64, device).unsqueeze(1);
+        return columns.le(rows).logical_and_(columns.ge(first)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The masks of <paramref name="samples"/> (block mask or causal, as each sample says), padded to the longest: boolean <c>[B, S, S]</c>.</summary>
+    public static Tensor Allowed(IReadOnlyList<TrainingSample> samples, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        return Allowed([.. samples.Select(s => s.Length)], [.. samples.Select(s => s.BlockAttention ? s.LocalBlockLengths : (IReadOnlyList<int>)[])], device);
+    }
+
+    /// <summary>
+    /// The masks of a batch of sequences, right-padded to the longest, as boolean <c>[B, S, S]</c>:
+    /// sequence b's rows and columns below <paramref name="lengths"/>[b] are its own mask
+    /// (<paramref name="localBlockLengths"/>[b] as in <see cref="Allowed(int, IReadOnlyList{int}, Device)"/>);
+    /// a padding row sees only itself (so its softmax stays finite) and no real row sees padding.
+    /// </summary>
+    public static Tensor Allowed(IReadOnlyList<int> lengths, IReadOnlyList<IReadOnlyList<int>> localBlockLengths, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(lengths);
+        ArgumentNullException.ThrowIfNull(localBlockLengths);
+        if (lengths.Count == 0 || lengths.Count != localBlockLengths.Count)
+        {
+            throw new ArgumentException($"{lengths.Count} lengths and {localBlockLengths.Count} block lists: one of each per sequence, at least one sequence");
+        }
+
+        int width = lengths.Max();
+        var firstVisible = new long[lengths.Count * (long)width];
+        for (int b = 0; b < lengths.Count; b++)
+        {
+            FirstVisible(lengths[b], localBlockLengths[b], width).CopyTo(firstVisible, b * (long)width);
+        }
+
+        using var scope = NewDisposeScope();
+        var columns = Scalars.Arange(0, width, device: device).view(1, 1, width);
+        var rows = Scalars.Arange(0, width, device: device).view(1, width, 1);
+        var first = tensor(firstVisible, ScalarType.Int64, device).view(lengths.Count, width, 1);
+        return columns.le(rows).logical_and(columns.ge(first)).MoveToOuterDisposeScope();
+    }
+
+    // Each row's first visible column: its block's start for local blocks, 0 afterwards, and the row itself past the sequence (padding).
+    private static long[] FirstVisible(int length, IReadOnlyList<int> localBlockLengths, int width)
+    {
         ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
         ArgumentNullException.ThrowIfNull(localBlockLengths);
-        // Each row's first visible column: its block's start for local blocks, 0 afterwards.
-        var firstVisible = new long[length];
+        var firstVisible = new long[width];
         long start = 0;
         foreach (int blockLength in localBlockLengths)
         {
@@ -43,10 +89,11 @@ public static class TrainingMask
             start = end;
         }
 
-        using var scope = NewDisposeScope();
-        var columns = Scalars.Arange(0, length, device: device).unsqueeze(0);
-        var rows = Scalars.Arange(0, length, device: device).unsqueeze(1);
-        var first = tensor(firstVisible, ScalarType.Int64, device).unsqueeze(1);
-        return columns.le(rows).logical_and_(columns.ge(first)).MoveToOuterDisposeScope();
+        for (int row = length; row < width; row++)
+        {
+            firstVisible[row] = row;
+        }
+
+        return firstVisible;
     }
 }

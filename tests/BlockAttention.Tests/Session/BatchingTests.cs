@@ -48,6 +48,35 @@ public class BatchingTests
         probe.Sizes.Max().Should().BeGreaterThan(4, "the steps of concurrent requests are meant to share forward passes");
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-2)]
+    public void StepThreads_must_be_positive(int threads)
+    {
+        var model = TestModels.Get("tiny-llama3");
+
+        var act = () => new BlockSession(model, null, new BlockSessionOptions { StepThreads = threads });
+
+        act.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*StepThreads*");
+    }
+
+    [Fact]
+    public async Task A_session_on_one_step_thread_gives_the_tokens_of_the_default_threads()
+    {
+        // One thread changes how libtorch splits the work, not what a row of a whole GEMM tile computes.
+        var model = TestModels.Get("tiny-llama3");
+        var random = new Random(13);
+        var prompt = Prompt(random, 0);
+        var options = new GenerationOptions { MaxNewTokens = 12, StopStrings = [], StopTokenIds = [] };
+        using var defaultThreads = new BlockSession(model, null, Batched());
+        using var oneThread = new BlockSession(model, null, Batched() with { StepThreads = 1 });
+
+        var expected = await defaultThreads.GenerateAsync(prompt, options);
+        var actual = await oneThread.GenerateAsync(prompt, options);
+
+        actual.TokenIds.Should().Equal(expected.TokenIds);
+    }
+
     [Fact]
     public async Task Cancelling_one_request_mid_batch_leaves_the_others_exact()
     {

@@ -15,9 +15,11 @@ public sealed class GradientGoldenTests
     private const double Tolerance = 1e-4;
 
     [Theory]
-    [InlineData("tiny-llama2")]
-    [InlineData("tiny-llama3")]
-    public void Loss_and_every_gradient_match_transformers(string name)
+    [InlineData("tiny-llama2", false)]
+    [InlineData("tiny-llama3", false)]
+    [InlineData("tiny-llama2", true)]
+    [InlineData("tiny-llama3", true)]
+    public void Loss_and_every_gradient_match_transformers(string name, bool onePaddedPass)
     {
         string folder = Path.Combine(FixturePaths.Root, "training");
         var samples = TrainingSampleFile.Read(Path.Combine(folder, $"batch-{name}.jsonl"));
@@ -26,10 +28,11 @@ public sealed class GradientGoldenTests
 
         int count = samples.Sum(s => s.LossTokens);
         double loss = 0;
-        foreach (var sample in samples)
+        // One sample per pass, or all of them in one batched pass.
+        foreach (var chunk in onePaddedPass ? [samples] : samples.Select(s => (IReadOnlyList<TrainingSample>)[s]))
         {
             using var scope = NewDisposeScope();
-            var sum = model.LossSum(sample);
+            var sum = model.LossSum(chunk);
             loss += sum.item<float>();
             sum.div(count).backward();
         }
@@ -55,6 +58,48 @@ public sealed class GradientGoldenTests
                 Check(grad, golden1, parameter);
             }
         }
+    }
+
+    [Fact]
+    public void One_padded_pass_over_samples_of_different_lengths_equals_one_pass_per_sample()
+    {
+        // The per-sample pass is the one checked against transformers above; padding must change nothing.
+        var golden = TrainingSampleFile.Read(Path.Combine(FixturePaths.Root, "training", "batch-tiny-llama2.jsonl"));
+        var shorter = golden[1] with { InputIds = golden[1].InputIds[..22], Labels = golden[1].Labels[..22] };
+        var shortBlock = golden[0] with { InputIds = golden[0].InputIds[..24], Labels = golden[0].Labels[..24] };
+        IReadOnlyList<TrainingSample> samples = [shorter, golden[0], shortBlock, golden[1]];
+        using var model = TrainableLlama.Load(FixturePaths.Model("tiny-llama2"));
+        var (lossOne, gradsOne) = LossAndGradients(model, samples.Select(s => (IReadOnlyList<TrainingSample>)[s]));
+        var (lossPadded, gradsPadded) = LossAndGradients(model, [samples]);
+        lossPadded.Should().BeApproximately(lossOne, 1e-5 * Math.Abs(lossOne));
+        foreach (var (name, grad) in gradsOne)
+        {
+            Check(gradsPadded[name], grad, name);
+        }
+
+        foreach (var g in gradsOne.Values.Concat(gradsPadded.Values))
+        {
+            g.Dispose();
+        }
+    }
+
+    private static (double Loss, Dictionary<string, Tensor> Grads) LossAndGradients(TrainableLlama model, IEnumerable<IReadOnlyList<TrainingSample>> passes)
+    {
+        foreach (var p in model.Parameters.Values)
+        {
+            p.grad?.zero_();
+        }
+
+        double loss = 0;
+        foreach (var pass in passes)
+        {
+            using var scope = NewDisposeScope();
+            var sum = model.LossSum(pass);
+            loss += sum.item<float>();
+            sum.backward();
+        }
+
+        return (loss, model.Parameters.ToDictionary(p => p.Key, p => p.Value.grad!.clone()));
     }
 
     // Relative error in the L2 norm, and no element off by more than the tolerance times the largest gradient.

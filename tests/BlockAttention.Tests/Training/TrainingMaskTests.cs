@@ -34,6 +34,43 @@ public sealed class TrainingMaskTests
     }
 
     [Fact]
+    public void Batch_mask_pads_each_sample_to_the_longest_and_padding_rows_see_only_themselves()
+    {
+        var block = new TrainingSample(new int[5], new int[5], [2, 1], BlockAttention: true);
+        var full = new TrainingSample(new int[3], new int[3], [1], BlockAttention: false);
+        using var mask = TrainingMask.Allowed([block, full], CPU);
+        mask.shape.Should().Equal(2, 5, 5);
+        // Written out by hand: block sample [0,2) [2,3) local, [3,5) final; full sample causal over 3 tokens then 2 padding rows.
+        bool[,,] expected =
+        {
+            {
+                { true, false, false, false, false },
+                { true, true, false, false, false },
+                { false, false, true, false, false },
+                { true, true, true, true, false },
+                { true, true, true, true, true },
+            },
+            {
+                { true, false, false, false, false },
+                { true, true, false, false, false },
+                { true, true, true, false, false },
+                { false, false, false, true, false },
+                { false, false, false, false, true },
+            },
+        };
+        for (int b = 0; b < 2; b++)
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                for (int j = 0; j < 5; j++)
+                {
+                    mask[b, i, j].item<bool>().Should().Be(expected[b, i, j], $"sample {b}, row {i}, column {j}");
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Full_sample_is_causal_whatever_its_blocks()
     {
         var sample = new TrainingSample(new int[6], new int[6], [2, 2], BlockAttention: false);
