@@ -8,9 +8,8 @@ namespace BlockAttention.Llama;
 public sealed partial class LlamaModel : IBatchForward
 {
     /// <summary>
-    /// True on the CPU for a cache without a prefix. On CUDA, for a cache over cached blocks when
-    /// <c>BLOCKATTENTION_CUDA_BATCH=1</c> (off by default: opt-in until its exactness is established
-    /// on a GPU); otherwise the session runs CUDA steps one by one.
+    /// True on the CPU for a cache without a prefix, and on CUDA for a cache over cached blocks
+    /// (unless <c>BLOCKATTENTION_CUDA_BATCH=0</c>); otherwise the session runs the steps one by one.
     /// </summary>
     public bool CanBatch(KvCache cache) =>
         cache is not null && ((cache.Prefix is null && Info.Device.type == TorchSharp.DeviceType.CPU) || CanBatchOnCuda(cache));
