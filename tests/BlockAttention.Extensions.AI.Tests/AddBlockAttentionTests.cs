@@ -124,6 +124,7 @@ public class AddBlockAttentionTests
     [InlineData("MaxQueuedRequests", "-1", "BlockAttention:MaxQueuedRequests")]
     [InlineData("PrefillChunkTokens", "0", "BlockAttention:PrefillChunkTokens")]
     [InlineData("MaxCacheBytes", "0", "BlockAttention:MaxCacheBytes")]
+    [InlineData("StepThreads", "0", "BlockAttention:StepThreads")]
     [InlineData("Model", "/no/such/folder", "BlockAttention:Model")]
     [InlineData("Model", null, "BlockAttention:Model")]
     public async Task Bad_settings_stop_the_host_at_start_naming_the_setting(string key, string? value, string named)
@@ -176,7 +177,7 @@ public class AddBlockAttentionTests
     [Fact]
     public async Task The_batching_settings_from_configuration_bound_the_session()
     {
-        using var host = BuildHost(Settings(("MaxBatchSize", "1"), ("MaxQueuedRequests", "0"), ("PrefillChunkTokens", "4"), ("MaxCacheBytes", "100000000")));
+        using var host = BuildHost(Settings(("MaxBatchSize", "1"), ("MaxQueuedRequests", "0"), ("PrefillChunkTokens", "4"), ("MaxCacheBytes", "100000000"), ("StepThreads", "1")));
         await host.StartAsync();
         var client = host.Services.GetRequiredService<IChatClient>();
 

@@ -75,6 +75,7 @@ public static class BlockAttentionServiceCollectionExtensions
             MaxBatchSize = options.MaxBatchSize,
             MaxQueuedRequests = options.MaxQueuedRequests,
             PrefillChunkTokens = options.PrefillChunkTokens,
+            StepThreads = options.StepThreads,
             MaxCacheBytes = options.MaxCacheBytes,
             LoggerFactory = services.GetService<ILoggerFactory>(),
             MeterFactory = services.GetService<IMeterFactory>(),

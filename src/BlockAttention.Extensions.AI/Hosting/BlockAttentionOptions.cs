@@ -81,6 +81,13 @@ public sealed class BlockAttentionOptions
     public long? MaxCacheBytes { get; set; }
 
     /// <summary>
+    /// On the CPU, the threads of the session's forward passes for decode steps and final-block
+    /// chunks (as <see cref="BlockSessionOptions.StepThreads"/>). Unset (the default): libtorch's
+    /// thread count; 1 can serve better on a small or busy machine.
+    /// </summary>
+    public int? StepThreads { get; set; }
+
+    /// <summary>
     /// The chat layout: <c>auto</c> (default: from the checkpoint's chat template, Tulu when it has
     /// none), <c>tulu</c> or <c>llama3</c>.
     /// </summary>

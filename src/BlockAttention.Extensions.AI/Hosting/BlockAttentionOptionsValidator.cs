@@ -80,6 +80,11 @@ internal sealed partial class BlockAttentionOptionsValidator(string sectionPath,
             failures.Add($"{Key("PrefillChunkTokens")} must be at least 1, got {options.PrefillChunkTokens}");
         }
 
+        if (options.StepThreads is < 1 or > 4096)
+        {
+            failures.Add($"{Key("StepThreads")} must be between 1 and 4096, got {options.StepThreads}");
+        }
+
         if (options.MaxCacheBytes is <= 0)
         {
             failures.Add($"{Key("MaxCacheBytes")} must be greater than 0, got {options.MaxCacheBytes}");
