@@ -55,14 +55,7 @@ public sealed partial class LlamaModel
         x.add_(delta!);
         delta!.Dispose();
         cache.Advance(count);
-        if (logitsToKeep == 0)
-        {
-            return null;
-        }
-
-        var last = x.narrow(0, count - logitsToKeep, logitsToKeep);
-        var logits = F.linear(RmsNorm.Apply(last, _finalNorm, _shape.RmsNormEps), _lmHead);
-        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return LastLogits(x, count, logitsToKeep);
     }
 
     private static readonly bool s_fusedLayers = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_FUSED") is not ("0" or "off" or "false");

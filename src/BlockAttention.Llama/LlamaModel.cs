@@ -142,6 +142,16 @@ public sealed partial class LlamaModel : ICausalLanguageModel, IKvPrefixAttentio
         }
 
         cache.Advance(count);
+        return LastLogits(x, count, logitsToKeep);
+    }
+
+    /// <summary>
+    /// The float32 logits of the last <paramref name="logitsToKeep"/> of the <paramref name="count"/>
+    /// rows of the residual stream <paramref name="x"/> (null for none), moved out of the caller's
+    /// dispose scope; the intermediates stay in it.
+    /// </summary>
+    private Tensor? LastLogits(Tensor x, int count, int logitsToKeep)
+    {
         if (logitsToKeep == 0)
         {
             return null;

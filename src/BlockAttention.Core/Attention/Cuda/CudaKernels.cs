@@ -97,16 +97,7 @@ internal sealed class CudaKernels
             try
             {
                 EnsureContext();
-                string source = $"#define ELEM_ID {element}\n#define HEAD_DIM {headDim}\n" + DecodeSource.Value;
-                byte[] ptx = Compiler.CompileToPtx(source, "decode_attention.cu", [$"--gpu-architecture=compute_{ComputeCapability}", "-default-device", "--std=c++17"]);
-                nint module;
-                unsafe
-                {
-                    fixed (byte* image = ptx)
-                    {
-                        CudaDriverApi.Check(CudaDriverApi.cuModuleLoadData(out module, image), "cuModuleLoadData(decode)");
-                    }
-                }
+                nint module = LoadModule($"#define ELEM_ID {element}\n#define HEAD_DIM {headDim}\n" + DecodeSource.Value, "decode_attention.cu", "cuModuleLoadData(decode)");
 
                 nint Get(string name)
                 {
@@ -201,16 +192,7 @@ internal sealed class CudaKernels
             }
 
             EnsureContext();
-            string source = $"#define ELEM_ID {element}\n#define HEAD_DIM {headDim}\n#define ROWS {rows}\n" + Source.Value;
-            byte[] ptx = Compiler.CompileToPtx(source, "segment_attention.cu", [$"--gpu-architecture=compute_{ComputeCapability}", "-default-device", "--std=c++17"]);
-            nint module;
-            unsafe
-            {
-                fixed (byte* image = ptx)
-                {
-                    CudaDriverApi.Check(CudaDriverApi.cuModuleLoadData(out module, image), "cuModuleLoadData");
-                }
-            }
+            nint module = LoadModule($"#define ELEM_ID {element}\n#define HEAD_DIM {headDim}\n#define ROWS {rows}\n" + Source.Value, "segment_attention.cu", "cuModuleLoadData");
 
             CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint split, module, "segment_attention_split"), "cuModuleGetFunction");
             string combineName = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_COMBINE") == "serial" ? "segment_attention_combine_serial" : "segment_attention_combine";
@@ -252,6 +234,22 @@ internal sealed class CudaKernels
         {
             CudaDriverApi.Check(CudaDriverApi.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
         }
+    }
+
+    /// <summary>Compiles <paramref name="source"/> with NVRTC for this device and loads it as a module.</summary>
+    private nint LoadModule(string source, string name, string what)
+    {
+        byte[] ptx = Compiler.CompileToPtx(source, name, [$"--gpu-architecture=compute_{ComputeCapability}", "-default-device", "--std=c++17"]);
+        nint module;
+        unsafe
+        {
+            fixed (byte* image = ptx)
+            {
+                CudaDriverApi.Check(CudaDriverApi.cuModuleLoadData(out module, image), what);
+            }
+        }
+
+        return module;
     }
 
     /// <summary>The kernels of one compiled variant: CUDA-core split, tensor-core split (0 for float32), combine.</summary>
