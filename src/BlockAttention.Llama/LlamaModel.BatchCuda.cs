@@ -140,12 +140,14 @@ public sealed partial class LlamaModel
                 }
             }
 
-            // Each cache's addresses read once for the call: per layer, a sequence costs one launch.
+            // Each cache's addresses read once for the call: per layer, one launch appends every row.
             var targets = new AppendTarget[steps.Count];
             for (int i = 0; i < steps.Count; i++)
             {
                 targets[i] = DecoderKernels.Target(steps[i].Cache, counts[i]);
             }
+
+            var appendRows = DecoderKernels.AppendRowTable(targets, firstRow, counts, starts, Info.Device);
 
             var normed = empty([padded, _shape.Hidden], Info.DType, Info.Device);
             var attended = zeros([padded, heads * headDim], Info.DType, Info.Device); // padding rows stay zero
@@ -160,12 +162,7 @@ public sealed partial class LlamaModel
                 using (var qkvHeads = qkv.view(padded, heads + 2 * kvHeads, headDim))
                 {
                     kernels.RequireRows(qkvHeads);
-                    nint qkvAddress = CudaKernels.DataPointer(qkvHeads);
-                    long rowBytes = qkvHeads.stride(0) * qkvHeads.ElementSize;
-                    for (int i = 0; i < steps.Count; i++)
-                    {
-                        kernels.RotateAppend(qkvAddress + checked((nint)(firstRow[i] * rowBytes)), counts[i], heads, kvHeads, targets[i], layerIndex, starts[i]);
-                    }
+                    kernels.RotateAppendRows(CudaKernels.DataPointer(qkvHeads), appendRows, heads, kvHeads, layerIndex);
 
                     foreach (var (row, count, plan) in plans)
                     {
