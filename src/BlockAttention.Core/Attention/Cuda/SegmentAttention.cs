@@ -173,6 +173,13 @@ internal sealed class SegmentAttention : IDisposable
         queries > 0 && _kernels.Decode(DType, HeadDim) is not null
         && (SharesSegments(queries) || (long)(Heads / KvHeads) * queries <= CudaKernels.DecodeFunctions.MaxRows);
 
+    /// <summary>
+    /// Whether a batched call plans all its rows, decode steps and final blocks alike, as one
+    /// <see cref="PlanBatch"/> of one query row each on the shared kernel: each cached block is
+    /// then read once per call for every row that attends to it.
+    /// </summary>
+    internal bool PlansEveryRowShared => SharesSegments(1) && _kernels.Decode(DType, HeadDim) is not null;
+
     /// <summary>Whether <see cref="PlanBatch"/> plans sequences of <paramref name="queries"/> rows with <see cref="PlanShared"/>.</summary>
     private bool SharesSegments(int queries) =>
         queries == 1 && UseSharedDecode && UseTensorCores && CudaKernels.SupportsTensorCores(DType, HeadDim) && Heads / KvHeads <= MmaRows;
