@@ -11,8 +11,12 @@ namespace BlockAttention.Attention.Cuda;
 /// </summary>
 internal static class SharedTiling
 {
-    /// <summary>Tiles per chunk (256 keys): short passages make one or two chunks; a sequence alone still spreads over the GPU.</summary>
-    public const int TilesPerChunk = 4;
+    /// <summary>
+    /// Tiles per chunk (512 keys): a ~300-token passage is one chunk, so its queries are rotated
+    /// once per work item; a long sequence alone still spreads over the GPU (32K keys: 64 chunks
+    /// per KV head). Settable for tuning with <c>BLOCKATTENTION_CUDA_SHARED_TILES</c>.
+    /// </summary>
+    public const int TilesPerChunk = 8;
 
     /// <summary>
     /// Plans a step. <paramref name="segmentOf"/>[s] lists, in prompt order, the distinct-segment
