@@ -239,6 +239,25 @@ internal sealed class CudaKernels
         }
     }
 
+    /// <summary>
+    /// A work table on the device: copied from pinned memory without waiting for the device (the
+    /// caching host allocator keeps the pinned block until the copy has run).
+    /// </summary>
+    public static Tensor ToDevice(int[] table, Device device)
+    {
+        using var host = tensor(table, ScalarType.Int32);
+        using var pinned = host.pin_memory();
+        return pinned.to(device, non_blocking: true);
+    }
+
+    /// <inheritdoc cref="ToDevice(int[], Device)"/>
+    public static Tensor ToDevice(long[] table, Device device)
+    {
+        using var host = tensor(table, ScalarType.Int64);
+        using var pinned = host.pin_memory();
+        return pinned.to(device, non_blocking: true);
+    }
+
     /// <summary>Compiles <paramref name="source"/> with NVRTC for this device and loads it as a module.</summary>
     private nint LoadModule(string source, string name, string what)
     {

@@ -125,9 +125,7 @@ internal sealed unsafe class DecoderKernels
             }
         }
 
-        using var host = tensor(table, ScalarType.Int64);
-        using var pinned = host.pin_memory();
-        return pinned.to(device, non_blocking: true);
+        return CudaKernels.ToDevice(table, device);
     }
 
     /// <summary>

@@ -160,9 +160,7 @@ internal sealed class SegmentAttention : IDisposable
 
         chunkStarts.CopyTo(table, segmentInts + tileInts);
 
-        using var host = tensor(table, ScalarType.Int32);
-        using var pinned = host.pin_memory();
-        var deviceTable = pinned.to(Device, non_blocking: true);
+        var deviceTable = CudaKernels.ToDevice(table, Device);
         var partialOut = empty([chunks, KvHeads, rowsFolded, HeadDim], ScalarType.Float32, Device);
         var partialStats = empty([2, chunks, KvHeads, rowsFolded], ScalarType.Float32, Device);
         return new SegmentPlan(this, segments, deviceTable, segmentInts, tileInts, chunks, rows, rowTiles, queries, queryPosition, partialOut, partialStats) { TensorCores = mma };
@@ -271,9 +269,7 @@ internal sealed class SegmentAttention : IDisposable
             table[sequenceOffset + q * 4 + 2] = plan.SequenceChunks[q].End;
         }
 
-        using var host = tensor(table, ScalarType.Int32);
-        using var pinned = host.pin_memory();
-        var deviceTable = pinned.to(Device, non_blocking: true);
+        var deviceTable = CudaKernels.ToDevice(table, Device);
         int chunks = plan.Chunks.Count;
         var partialOut = empty([chunks, KvHeads, rowsFolded, HeadDim], ScalarType.Float32, Device);
         var partialStats = empty([2, chunks, KvHeads, rowsFolded], ScalarType.Float32, Device);
@@ -375,9 +371,7 @@ internal sealed class SegmentAttention : IDisposable
             at += 4;
         }
 
-        using var host = tensor(table, ScalarType.Int32);
-        using var pinned = host.pin_memory();
-        var deviceTable = pinned.to(Device, non_blocking: true);
+        var deviceTable = CudaKernels.ToDevice(table, Device);
         var partialOut = empty([plan.Slots, KvHeads, group, HeadDim], ScalarType.Float32, Device);
         var partialStats = empty([2, plan.Slots, KvHeads, group], ScalarType.Float32, Device);
         return new SegmentPlan(this, distinct, deviceTable, segmentInts, tileInts, plan.Slots, group, 1, 1, queryPositions[0], partialOut, partialStats)
