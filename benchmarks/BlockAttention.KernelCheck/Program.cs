@@ -7,7 +7,8 @@
 // one (mma, bfloat16/float16) and the decode kernel (decode, at most 8 folded query rows). Batch
 // cases run several sequences (sharing some cached blocks) through one decode call, check each
 // against the reference and against the same sequence run alone (bit for bit).
-//   usage: KernelCheck [--cases N] [--batch-cases N] [--seed S] [--out report.md]
+//   usage: KernelCheck [--cases N] [--batch-cases N] [--seed S] [--quick-timings] [--out report.md]
+//   (--quick-timings: only the default kernels at 4K and 32K, and the batched decode table)
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -16,6 +17,7 @@ using static TorchSharp.torch;
 
 int cases = 240, batchCases = 30, seed = 20261202;
 string? outPath = null;
+bool quickTimings = false;
 for (int i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -24,6 +26,7 @@ for (int i = 0; i < args.Length; i++)
         case "--batch-cases": batchCases = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--seed": seed = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--out": outPath = args[++i]; break;
+        case "--quick-timings": quickTimings = true; break;
         case "--self-test": return SelfTest();
         default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
     }
@@ -94,6 +97,10 @@ for (int c = 0; c < cases; c++)
     {
         variants.Add("decode");
         variants.Add("deep");
+        if (n == 1 && CudaKernels.SupportsTensorCores(dtype, headDim))
+        {
+            variants.Add("shared");
+        }
     }
 
     foreach (var result in RunCase(c, dtype, variants, headDim, kvHeads, group, n, lengths, tailBefore))
@@ -177,8 +184,9 @@ List<(bool Pass, double MaxAbs, string Key, string Line)> RunCase(int index, Sca
     var results = new List<(bool, double, string, string)>();
     foreach (string variant in variants)
     {
-        attention.UseTensorCores = variant == "mma";
-        attention.UseDecodeKernel = variant is "decode" or "deep";
+        attention.UseTensorCores = variant is "mma" or "shared";
+        attention.UseDecodeKernel = variant is "decode" or "deep" or "shared";
+        attention.UseSharedDecode = variant == "shared";
         attention.DecodeDeep = variant == "deep";
         attention.DecodeTile = variant == "deep" ? new[] { 16, 32, 64 }[index % 3] : DecodeTiling.Tile;
         var output = full([n, heads * headDim], double.NaN, dtype, device);
@@ -293,7 +301,9 @@ static int SelfTest()
         DecodeDeep = deep,
         DecodeTile = deep ? (index % 4 == 1 ? 32 : 64) : DecodeTiling.Tile,
         DecodeBlocksPerMultiprocessor = 8,
+        UseSharedDecode = index % 4 != 3, // bfloat16/float16 decode steps: the shared kernel, every fourth case the decode kernel
     };
+    bool common = index % 5 == 2; // every sequence the same blocks at the same offsets, as requests over one set of passages
     var pool = Enumerable.Range(0, 1 + random.Next(12)).Select(_ =>
     {
         int length = random.Next(3) == 0 ? 1 + random.Next(8) : 1 + random.Next(index == 0 ? 600 : 1500);
@@ -308,7 +318,7 @@ static int SelfTest()
     {
         var list = new List<KvSegment>();
         int position = 0;
-        foreach (var block in pool.OrderBy(_ => random.Next()).Take(random.Next(pool.Count + 1)))
+        foreach (var block in common ? pool : pool.OrderBy(_ => random.Next()).Take(random.Next(pool.Count + 1)))
         {
             list.Add(new KvSegment(block.Keys, block.Values, block.Length, position, position));
             position += block.Length;
@@ -329,11 +339,13 @@ static int SelfTest()
     int chunks = 0;
     bool pass = true, solo = true;
     double maxAbs = 0;
+    string kernel = "?";
     try
     {
         using (var plan = attention.PlanBatch(perSequence, n, positions))
         {
             chunks = plan.Chunks;
+            kernel = plan.Kernel;
             plan.Attend(qkv, layer, output);
         }
 
@@ -362,7 +374,7 @@ static int SelfTest()
         solo = false;
     }
 
-    string line = $"| {index} | {dtype} | {(deep ? $"deep, tile {attention.DecodeTile}" : "decode")} | {headDim} | {kvHeads} | {group} | {n} | {sequences} | {maxKeys} | {chunks} | "
+    string line = $"| {index} | {dtype} | {(kernel == "deep" ? $"deep, tile {attention.DecodeTile}" : kernel)}{(common ? ", common prefix" : "")} | {headDim} | {kvHeads} | {group} | {n} | {sequences} | {maxKeys} | {chunks} | "
         + $"{(error.Length > 0 ? error : maxAbs.ToString("E2", CultureInfo.InvariantCulture))} | {(pass ? "pass" : "**FAIL**")} | {(solo ? "identical" : "**DIFFERS**")} |";
     return (pass && solo, line);
 }
@@ -432,11 +444,12 @@ string Timing()
     using var attention = new SegmentAttention(kernels, Frequencies(128, 500000), 32, 8, 128, ScalarType.BFloat16, device);
     // Decode configurations: (kernel, tile keys, blocks per multiprocessor); the first is the default.
     var decodeConfigs = new (string Kernel, int Tile, int Blocks)[] { ("decode", 16, 8), ("deep", 16, 8), ("deep", 32, 8), ("deep", 64, 8), ("deep", 16, 16), ("deep", 32, 16), ("decode", 32, 8), ("decode", 16, 16) };
-    foreach (var (variant, tile, blocks) in new (string, int, int)[] { ("mma", 0, 0), ("fma", 0, 0) }.Concat(decodeConfigs))
-    foreach (int tokens in new[] { 2048, 4096, 8192, 16384, 32768 })
+    foreach (var (variant, tile, blocks) in new (string, int, int)[] { ("mma", 0, 0), ("fma", 0, 0), ("shared", 0, 0) }.Concat(decodeConfigs).Take(quickTimings ? 4 : int.MaxValue))
+    foreach (int tokens in quickTimings ? new[] { 4096, 32768 } : new[] { 2048, 4096, 8192, 16384, 32768 })
     {
-        attention.UseTensorCores = variant == "mma";
-        attention.UseDecodeKernel = variant is "decode" or "deep";
+        attention.UseTensorCores = variant is "mma" or "shared";
+        attention.UseDecodeKernel = variant is "decode" or "deep" or "shared";
+        attention.UseSharedDecode = variant == "shared";
         attention.DecodeDeep = variant == "deep";
         attention.DecodeTile = tile > 0 ? tile : DecodeTiling.Tile;
         attention.DecodeBlocksPerMultiprocessor = blocks > 0 ? blocks : 8;
@@ -483,10 +496,12 @@ string Timing()
     sb.AppendLine();
     sb.AppendLine("| kernel | sequences | chunks | batched us | us per sequence | solo us (one sequence) | KV read GB/s (as if unshared) |");
     sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
-    foreach (var (variant, tile) in new[] { ("decode", 16), ("deep", 32) })
+    foreach (var (variant, tile) in new[] { ("shared", 0), ("decode", 16), ("deep", 32) })
     {
+        attention.UseTensorCores = true;
+        attention.UseSharedDecode = variant == "shared";
         attention.DecodeDeep = variant == "deep";
-        attention.DecodeTile = tile;
+        attention.DecodeTile = tile > 0 ? tile : DecodeTiling.Tile;
         attention.DecodeBlocksPerMultiprocessor = 8;
         using var scope = NewDisposeScope();
         var shared = new List<KvSegment>();
@@ -534,7 +549,7 @@ string Timing()
                 }
 
                 double bytes = 2.0 * sequences * (4096 + 100) * 8 * 128 * 2;
-                sb.AppendLine($"| {variant} t{tile} | {sequences} | {plan.Chunks} | {us:F1} | {us / sequences:F2} | {solo:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
+                sb.AppendLine($"| {plan.Kernel}{(tile > 0 ? $" t{tile}" : "")} | {sequences} | {plan.Chunks} | {us:F1} | {us / sequences:F2} | {solo:F1} | {bytes / (us * 1e-6) / 1e9:F0} |");
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException)
             {

@@ -108,7 +108,10 @@ public sealed partial class LlamaModel
         var kernels = attention.Decoder;
         int heads = _shape.Heads, kvHeads = _shape.KvHeads, headDim = _shape.HeadDim, tile = CudaBatchRows;
         var counts = steps.Select(step => step.Tokens.Length).ToArray();
-        var (firstRow, decodeSteps) = BatchRowOrder(counts, attention.CanPlanBatch(1));
+        // With shared segments every row of the call is one member of one plan; otherwise the
+        // one-token steps share a decode launch and each longer step has a plan of its own.
+        bool allRowsShared = attention.PlansEveryRowShared;
+        var (firstRow, decodeSteps) = BatchRowOrder(counts, !allRowsShared && attention.CanPlanBatch(1));
         int padded = PaddedRows(rows, tile);
         var ids = new int[padded];
         for (int i = 0; i < steps.Count; i++)
@@ -125,14 +128,32 @@ public sealed partial class LlamaModel
         var plans = new List<(int Row, int Count, SegmentPlan Plan)>();
         try
         {
-            if (decodeSteps.Count > 0)
+            if (allRowsShared)
+            {
+                // Row r of step i: its own query position, the step's segments (its tail up to
+                // the step's last new key: the causal mask keeps each row to its own past).
+                var lists = new IReadOnlyList<KvSegment>[rows];
+                var positions = new int[rows];
+                for (int i = 0; i < steps.Count; i++)
+                {
+                    var segments = Segments(steps[i].Cache, counts[i]);
+                    for (int r = 0; r < counts[i]; r++)
+                    {
+                        lists[firstRow[i] + r] = segments;
+                        positions[firstRow[i] + r] = starts[i] + r;
+                    }
+                }
+
+                plans.Add((0, rows, attention.PlanBatch(lists, 1, positions)));
+            }
+            else if (decodeSteps.Count > 0)
             {
                 // One launch for every one-token step: each sequence is cut into chunks as when alone.
                 var lists = decodeSteps.Select(i => (IReadOnlyList<KvSegment>)Segments(steps[i].Cache, 1)).ToList();
                 plans.Add((0, decodeSteps.Count, attention.PlanBatch(lists, 1, [.. decodeSteps.Select(i => starts[i])])));
             }
 
-            for (int i = 0; i < steps.Count; i++)
+            for (int i = 0; i < steps.Count && !allRowsShared; i++)
             {
                 if (!decodeSteps.Contains(i))
                 {
@@ -140,12 +161,14 @@ public sealed partial class LlamaModel
                 }
             }
 
-            // Each cache's addresses read once for the call: per layer, a sequence costs one launch.
+            // Each cache's addresses read once for the call: per layer, one launch appends every row.
             var targets = new AppendTarget[steps.Count];
             for (int i = 0; i < steps.Count; i++)
             {
                 targets[i] = DecoderKernels.Target(steps[i].Cache, counts[i]);
             }
+
+            var appendRows = DecoderKernels.AppendRowTable(targets, firstRow, counts, starts, Info.Device);
 
             var normed = empty([padded, _shape.Hidden], Info.DType, Info.Device);
             var attended = zeros([padded, heads * headDim], Info.DType, Info.Device); // padding rows stay zero
@@ -160,12 +183,7 @@ public sealed partial class LlamaModel
                 using (var qkvHeads = qkv.view(padded, heads + 2 * kvHeads, headDim))
                 {
                     kernels.RequireRows(qkvHeads);
-                    nint qkvAddress = CudaKernels.DataPointer(qkvHeads);
-                    long rowBytes = qkvHeads.stride(0) * qkvHeads.ElementSize;
-                    for (int i = 0; i < steps.Count; i++)
-                    {
-                        kernels.RotateAppend(qkvAddress + checked((nint)(firstRow[i] * rowBytes)), counts[i], heads, kvHeads, targets[i], layerIndex, starts[i]);
-                    }
+                    kernels.RotateAppendRows(CudaKernels.DataPointer(qkvHeads), appendRows, heads, kvHeads, layerIndex);
 
                     foreach (var (row, count, plan) in plans)
                     {

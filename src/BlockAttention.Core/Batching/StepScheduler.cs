@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using BlockAttention.Attention;
+using BlockAttention.Generation;
 using BlockAttention.Models;
 using BlockAttention.Runtime;
 using static TorchSharp.torch;
@@ -52,6 +53,8 @@ internal sealed class StepScheduler : IDisposable
 
     /// <summary>How long the worker waits for the requests of the last batch to come back with their next step.</summary>
     internal TimeSpan GatherWindow { get; set; } = TimeSpan.FromMilliseconds(2);
+
+    private readonly StepTrace? _trace = StepTrace.Enabled ? new StepTrace() : null;
 
     /// <summary>Steps waiting for a forward pass.</summary>
     public int QueuedSteps
@@ -326,20 +329,25 @@ internal sealed class StepScheduler : IDisposable
 
         try
         {
+            long started = Stopwatch.GetTimestamp();
             var steps = batched.Select(i => new ForwardStep(batch[i].Tokens, batch[i].Cache, batch[i].LogitsToKeep)).ToList();
             using var logits = ((IBatchForward)_model).ForwardBatch(steps);
+            long forwardEnd = Stopwatch.GetTimestamp();
             var rows = new int[batched.Count];
             for (int j = 1; j < batched.Count; j++)
             {
                 rows[j] = rows[j - 1] + batch[batched[j - 1]].LogitsToKeep;
             }
 
+            var greedy = GreedyPicks(batched.Select(i => batch[i]).ToList(), logits);
             void PickOne(int j)
             {
                 int i = batched[j];
                 try
                 {
-                    outcomes[i] = Pick(batch[i], logits, rows[j], batch.Count);
+                    outcomes[i] = greedy?[rows[j]] is long best && TokenSampler.IsGreedy(batch[i].Pick)
+                        ? new StepOutcome(checked((int)best), TimeSpan.Zero, batch.Count)
+                        : Pick(batch[i], logits, rows[j], batch.Count);
                 }
                 catch (Exception e)
                 {
@@ -359,6 +367,8 @@ internal sealed class StepScheduler : IDisposable
                     PickOne(j);
                 }
             }
+
+            _trace?.Record(batched.Count, started, forwardEnd, Stopwatch.GetTimestamp());
         }
         catch (Exception e)
         {
@@ -376,6 +386,23 @@ internal sealed class StepScheduler : IDisposable
     /// CPU the picks stay on the worker thread, which the model's work already keeps busy.
     /// </summary>
     internal bool ParallelPicks(int picks) => picks > 1 && _model.Info.Device.type != TorchSharp.DeviceType.CPU;
+
+    /// <summary>
+    /// On an accelerator, the greedy picks of a batch in one pass: the argmax of every kept row and
+    /// one copy to the host, instead of a device round trip per request. The same tokens as each
+    /// request's own argmax (the first largest logit). Null where fewer than two picks are greedy
+    /// or the model runs on the CPU.
+    /// </summary>
+    private long[]? GreedyPicks(List<StepEntry> entries, Tensor? logits)
+    {
+        if (logits is null || _model.Info.Device.type == TorchSharp.DeviceType.CPU || entries.Count(entry => TokenSampler.IsGreedy(entry.Pick)) < 2)
+        {
+            return null;
+        }
+
+        using var scope = NewDisposeScope();
+        return logits.argmax(1).cpu().data<long>().ToArray();
+    }
 
     private static StepOutcome Pick(StepEntry entry, Tensor? logits, int row, int batchSize)
     {

@@ -30,6 +30,13 @@ internal sealed class TokenSampler
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="pick"/> is a greedy sampler's <see cref="Next"/>: the argmax of the
+    /// logits, which a batch can take for all its rows at once.
+    /// </summary>
+    public static bool IsGreedy(Func<Tensor, int>? pick) =>
+        pick is { Target: TokenSampler { _random: null } } && pick.Method.Name == nameof(Next);
+
     public int Next(Tensor logits)
     {
         if (_random is null)

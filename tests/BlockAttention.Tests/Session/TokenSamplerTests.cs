@@ -10,6 +10,23 @@ namespace BlockAttention.Tests.Session;
 /// </summary>
 public class TokenSamplerTests
 {
+    [Fact]
+    public void Only_a_greedy_samplers_pick_counts_as_greedy()
+    {
+        // A batch takes the argmax of all rows at once only for these picks; a sampling or foreign
+        // pick must keep its own code.
+        var greedy = new TokenSampler(new GenerationOptions { Temperature = 0 });
+        var sampling = new TokenSampler(new GenerationOptions { Temperature = 0.7f, Seed = 1 });
+        Assert.True(TokenSampler.IsGreedy(greedy.Next));
+        Assert.False(TokenSampler.IsGreedy(sampling.Next));
+        Assert.False(TokenSampler.IsGreedy(logits => 0));
+        Assert.False(TokenSampler.IsGreedy(null));
+        using var logits = tensor(new float[] { 0.5f, 3f, 3f, -1f });
+        Assert.Equal(1, greedy.Next(logits)); // the first largest logit, as argmax over a batch's rows gives
+        using var rows = stack([logits, tensor(new float[] { 9f, 0f, 9f, 1f })]);
+        Assert.Equal(new long[] { 1, 0 }, rows.argmax(1).data<long>().ToArray());
+    }
+
     [Theory]
     [InlineData(1, 1f, 0.7f)]
     [InlineData(5, 1f, 1.3f)]

@@ -198,17 +198,20 @@ internal sealed class CudaKernels
             string combineName = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_COMBINE") == "serial" ? "segment_attention_combine_serial" : "segment_attention_combine";
             CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint combine, module, combineName), "cuModuleGetFunction");
             CudaDriverApi.Check(CudaDriverApi.cuFuncSetAttribute(split, CudaDriverApi.FunctionAttributeMaxDynamicSharedSizeBytes, SegmentAttention.SharedBytes(headDim, rows)), "cuFuncSetAttribute");
-            nint splitMma = 0;
+            nint splitMma = 0, sharedMma = 0;
             if (SupportsTensorCores(dtype, headDim))
             {
                 CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out splitMma, module, "segment_attention_split_mma"), "cuModuleGetFunction");
                 CudaDriverApi.Check(CudaDriverApi.cuFuncSetAttribute(splitMma, CudaDriverApi.FunctionAttributeMaxDynamicSharedSizeBytes, SegmentAttention.MmaSharedBytes(headDim)), "cuFuncSetAttribute");
+                CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out sharedMma, module, "segment_attention_shared_mma"), "cuModuleGetFunction");
+                CudaDriverApi.Check(CudaDriverApi.cuFuncSetAttribute(sharedMma, CudaDriverApi.FunctionAttributeMaxDynamicSharedSizeBytes, SegmentAttention.MmaSharedBytes(headDim)), "cuFuncSetAttribute");
             }
 
             CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint rmsNorm, module, "rms_norm"), "cuModuleGetFunction");
             CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint rotateAppend, module, "rotate_append"), "cuModuleGetFunction");
+            CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint rotateAppendRows, module, "rotate_append_rows"), "cuModuleGetFunction");
             CudaDriverApi.Check(CudaDriverApi.cuModuleGetFunction(out nint siluMul, module, "silu_mul"), "cuModuleGetFunction");
-            var functions = new KernelFunctions(split, splitMma, combine, rmsNorm, rotateAppend, siluMul);
+            var functions = new KernelFunctions(split, splitMma, combine, rmsNorm, rotateAppend, siluMul) { SharedMma = sharedMma, RotateAppendRows = rotateAppendRows };
             _functions[(element, headDim, rows)] = functions;
             return functions;
         }
@@ -236,6 +239,25 @@ internal sealed class CudaKernels
         }
     }
 
+    /// <summary>
+    /// A work table on the device: copied from pinned memory without waiting for the device (the
+    /// caching host allocator keeps the pinned block until the copy has run).
+    /// </summary>
+    public static Tensor ToDevice(int[] table, Device device)
+    {
+        using var host = tensor(table, ScalarType.Int32);
+        using var pinned = host.pin_memory();
+        return pinned.to(device, non_blocking: true);
+    }
+
+    /// <inheritdoc cref="ToDevice(int[], Device)"/>
+    public static Tensor ToDevice(long[] table, Device device)
+    {
+        using var host = tensor(table, ScalarType.Int64);
+        using var pinned = host.pin_memory();
+        return pinned.to(device, non_blocking: true);
+    }
+
     /// <summary>Compiles <paramref name="source"/> with NVRTC for this device and loads it as a module.</summary>
     private nint LoadModule(string source, string name, string what)
     {
@@ -253,7 +275,14 @@ internal sealed class CudaKernels
     }
 
     /// <summary>The kernels of one compiled variant: CUDA-core split, tensor-core split (0 for float32), combine.</summary>
-    internal readonly record struct KernelFunctions(nint Split, nint SplitMma, nint Combine, nint RmsNorm, nint RotateAppend, nint SiluMul);
+    internal readonly record struct KernelFunctions(nint Split, nint SplitMma, nint Combine, nint RmsNorm, nint RotateAppend, nint SiluMul)
+    {
+        /// <summary>The tensor-core kernel for decode steps of many sequences over shared segments (0 for float32).</summary>
+        public nint SharedMma { get; init; }
+
+        /// <summary>rotate_append for the rows of many requests in one launch.</summary>
+        public nint RotateAppendRows { get; init; }
+    }
 
     /// <summary>The decode kernels of one compiled variant: split kernels for at most 1, 2, 4 and 8 folded query rows, and their combine.</summary>
     internal readonly record struct DecodeFunctions(nint Rows1, nint Rows2, nint Rows4, nint Rows8, nint Combine)

@@ -99,6 +99,49 @@ internal sealed unsafe class DecoderKernels
         Launch(_functions.RotateAppend, (uint)n, (uint)kvHeads, (uint)(HeadDim / 2), args, "rotate_append");
     }
 
+    /// <summary>
+    /// The rows of <see cref="RotateAppendRows"/>'s table for steps of several requests: step i
+    /// writes <paramref name="counts"/>[i] rows, from row <paramref name="firstRows"/>[i] of the
+    /// call's qkv, at positions <paramref name="positions"/>[i].. into <paramref name="targets"/>[i].
+    /// Made once per forward call and used by every layer.
+    /// </summary>
+    public static Tensor AppendRowTable(IReadOnlyList<AppendTarget> targets, IReadOnlyList<int> firstRows, IReadOnlyList<int> counts, IReadOnlyList<int> positions, Device device)
+    {
+        int rows = counts.Sum();
+        var table = new long[checked(rows * 8)];
+        int at = 0;
+        for (int i = 0; i < targets.Count; i++)
+        {
+            var target = targets[i];
+            for (int r = 0; r < counts[i]; r++, at += 8)
+            {
+                table[at] = target.Keys;
+                table[at + 1] = target.Values;
+                table[at + 2] = target.LayerStride;
+                table[at + 3] = target.HeadStride;
+                table[at + 4] = target.Own + r;
+                table[at + 5] = positions[i] + r;
+                table[at + 6] = firstRows[i] + r;
+            }
+        }
+
+        return CudaKernels.ToDevice(table, device);
+    }
+
+    /// <summary>
+    /// <see cref="RotateAppend(nint, int, int, int, AppendTarget, int, int)"/> for every row of
+    /// <paramref name="rowTable"/> (made by <see cref="AppendRowTable"/>) in one launch: the same
+    /// arithmetic, so each cache holds the same bits as with one launch per request.
+    /// </summary>
+    public void RotateAppendRows(nint qkv, Tensor rowTable, int heads, int kvHeads, int layer)
+    {
+        nint q = qkv, rows = CudaKernels.DataPointer(rowTable);
+        int h = heads, kv = kvHeads, l = layer;
+        nint f = CudaKernels.DataPointer(_inverseFrequencies);
+        void** args = stackalloc void*[] { &q, &h, &kv, &rows, &l, &f };
+        Launch(_functions.RotateAppendRows, (uint)(rowTable.shape[0] / 8), (uint)kvHeads, (uint)(HeadDim / 2), args, "rotate_append_rows");
+    }
+
     /// <summary><paramref name="output"/> <c>[n, intermediate]</c> = SiLU(gate) · up of <paramref name="gateUp"/> <c>[n, 2 intermediate]</c>.</summary>
     public void SiluMul(Tensor gateUp, Tensor output)
     {

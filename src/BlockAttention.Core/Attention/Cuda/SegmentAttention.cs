@@ -45,7 +45,20 @@ internal sealed class SegmentAttention : IDisposable
         DecodeDeep = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_DECODE_DEEP") is "1" or "on" or "true";
         DecodeTile = PositiveSetting("BLOCKATTENTION_CUDA_DECODE_TILE", DecodeTiling.Tile);
         DecodeBlocksPerMultiprocessor = PositiveSetting("BLOCKATTENTION_CUDA_DECODE_BLOCKS", 8);
+        UseSharedDecode = Environment.GetEnvironmentVariable("BLOCKATTENTION_CUDA_SHARED") is not ("0" or "off" or "false");
+        SharedTilesPerChunk = PositiveSetting("BLOCKATTENTION_CUDA_SHARED_TILES", SharedTiling.TilesPerChunk);
     }
+
+    /// <summary>
+    /// Whether batched decode steps in bfloat16/float16 read each shared cached block once for
+    /// all the sequences that attend to it (tensor cores, <see cref="SharedTiling"/>) instead of
+    /// once per sequence (the decode kernel). On by default; <c>BLOCKATTENTION_CUDA_SHARED=0</c>
+    /// turns it off.
+    /// </summary>
+    internal bool UseSharedDecode { get; set; }
+
+    /// <summary>Tiles per chunk of the shared plan (<c>BLOCKATTENTION_CUDA_SHARED_TILES</c>, default <see cref="SharedTiling.TilesPerChunk"/>).</summary>
+    internal int SharedTilesPerChunk { get; set; }
 
     private static int PositiveSetting(string name, int fallback) =>
         int.TryParse(Environment.GetEnvironmentVariable(name), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int value) && value is > 0 and <= 4096 ? value : fallback;
@@ -96,7 +109,7 @@ internal sealed class SegmentAttention : IDisposable
 
     /// <summary>Dynamic shared memory of the tensor-core split kernel, in bytes.</summary>
     internal static int MmaSharedBytes(int headDim) =>
-        (MmaRows * headDim + (MmaRows + 4 * Tile) * (headDim + 8)) * sizeof(ushort) + MmaRows * sizeof(int);
+        (MmaRows * headDim + (MmaRows + 4 * Tile) * (headDim + 8)) * sizeof(ushort) + MmaRows * (sizeof(int) + 2 * sizeof(long));
 
     private const int MmaRows = 64;
     private const uint CombineThreads = 128;
@@ -147,9 +160,7 @@ internal sealed class SegmentAttention : IDisposable
 
         chunkStarts.CopyTo(table, segmentInts + tileInts);
 
-        using var host = tensor(table, ScalarType.Int32);
-        using var pinned = host.pin_memory();
-        var deviceTable = pinned.to(Device, non_blocking: true);
+        var deviceTable = CudaKernels.ToDevice(table, Device);
         var partialOut = empty([chunks, KvHeads, rowsFolded, HeadDim], ScalarType.Float32, Device);
         var partialStats = empty([2, chunks, KvHeads, rowsFolded], ScalarType.Float32, Device);
         return new SegmentPlan(this, segments, deviceTable, segmentInts, tileInts, chunks, rows, rowTiles, queries, queryPosition, partialOut, partialStats) { TensorCores = mma };
@@ -157,7 +168,19 @@ internal sealed class SegmentAttention : IDisposable
 
     /// <summary>Whether <see cref="PlanBatch"/> takes sequences of <paramref name="queries"/> query rows on this model.</summary>
     internal bool CanPlanBatch(int queries) =>
-        queries > 0 && (long)(Heads / KvHeads) * queries <= CudaKernels.DecodeFunctions.MaxRows && _kernels.Decode(DType, HeadDim) is not null;
+        queries > 0 && _kernels.Decode(DType, HeadDim) is not null
+        && (SharesSegments(queries) || (long)(Heads / KvHeads) * queries <= CudaKernels.DecodeFunctions.MaxRows);
+
+    /// <summary>
+    /// Whether a batched call plans all its rows, decode steps and final blocks alike, as one
+    /// <see cref="PlanBatch"/> of one query row each on the shared kernel: each cached block is
+    /// then read once per call for every row that attends to it.
+    /// </summary>
+    internal bool PlansEveryRowShared => SharesSegments(1) && _kernels.Decode(DType, HeadDim) is not null;
+
+    /// <summary>Whether <see cref="PlanBatch"/> plans sequences of <paramref name="queries"/> rows with <see cref="PlanShared"/>.</summary>
+    private bool SharesSegments(int queries) =>
+        queries == 1 && UseSharedDecode && UseTensorCores && CudaKernels.SupportsTensorCores(DType, HeadDim) && Heads / KvHeads <= MmaRows;
 
     /// <summary>
     /// Plans one forward call of several sequences on the decode kernel: sequence s has
@@ -176,6 +199,11 @@ internal sealed class SegmentAttention : IDisposable
         if (segments.Count == 0 || segments.Count != queryPositions.Count)
         {
             throw new ArgumentException($"{segments.Count} sequences of segments and {queryPositions.Count} query positions: one of each per sequence, at least one");
+        }
+
+        if (SharesSegments(queries))
+        {
+            return PlanShared(segments, queryPositions);
         }
 
         int group = Heads / KvHeads;
@@ -241,9 +269,7 @@ internal sealed class SegmentAttention : IDisposable
             table[sequenceOffset + q * 4 + 2] = plan.SequenceChunks[q].End;
         }
 
-        using var host = tensor(table, ScalarType.Int32);
-        using var pinned = host.pin_memory();
-        var deviceTable = pinned.to(Device, non_blocking: true);
+        var deviceTable = CudaKernels.ToDevice(table, Device);
         int chunks = plan.Chunks.Count;
         var partialOut = empty([chunks, KvHeads, rowsFolded, HeadDim], ScalarType.Float32, Device);
         var partialStats = empty([2, chunks, KvHeads, rowsFolded], ScalarType.Float32, Device);
@@ -255,6 +281,159 @@ internal sealed class SegmentAttention : IDisposable
             MaxChunksPerSequence = plan.MaxChunksPerSequence,
             DeepDecode = DecodeDeep,
         };
+    }
+
+    /// <summary>
+    /// Plans a decode step (one query row per sequence) of several sequences on the shared
+    /// tensor-core kernel: each distinct segment (the same tensors, length, position and rotation)
+    /// is read once for all sequences that list it; see <see cref="SharedTiling"/>.
+    /// </summary>
+    private SegmentPlan PlanShared(IReadOnlyList<IReadOnlyList<KvSegment>> segments, IReadOnlyList<int> queryPositions)
+    {
+        var functions = _kernels.Decode(DType, HeadDim) ?? throw new InvalidOperationException($"the CUDA decode kernels are not available for {DType} with head dimension {HeadDim}: {CudaKernels.Status}");
+        int group = Heads / KvHeads;
+        var distinct = new List<KvSegment>();
+        var index = new Dictionary<SegmentKey, int>();
+        var checkedTensors = new Dictionary<(Tensor Keys, Tensor Values), long>(TensorPairComparer.Instance);
+        var segmentOf = new List<IReadOnlyList<int>>(segments.Count);
+        foreach (var list in segments)
+        {
+            ArgumentNullException.ThrowIfNull(list);
+            var own = new int[list.Count];
+            for (int i = 0; i < list.Count; i++)
+            {
+                var segment = list[i];
+                var key = new SegmentKey(segment);
+                if (!index.TryGetValue(key, out int d))
+                {
+                    if (!checkedTensors.TryGetValue((segment.Keys, segment.Values), out long positions))
+                    {
+                        Validate(segment, distinct.Count);
+                        checkedTensors.Add((segment.Keys, segment.Values), segment.Keys.shape[2]);
+                    }
+                    else if (segment.Length < 0 || segment.Length > positions || segment.KeyPosition < 0)
+                    {
+                        throw new ArgumentException($"segment {distinct.Count}: length {segment.Length} at position {segment.KeyPosition} does not fit its {positions} positions");
+                    }
+
+                    d = distinct.Count;
+                    distinct.Add(segment);
+                    index.Add(key, d);
+                }
+
+                own[i] = d;
+            }
+
+            segmentOf.Add(own);
+        }
+
+        var plan = SharedTiling.Plan(segmentOf, [.. distinct.Select(segment => segment.Length)], queryPositions, MmaRows / group, SharedTilesPerChunk);
+        if (plan.MaxSlotsPerSequence > DecodeTiling.MaxChunksPerSequence)
+        {
+            throw new InvalidOperationException($"a sequence of this step needs {plan.MaxSlotsPerSequence} partial results; the combine kernel takes at most {DecodeTiling.MaxChunksPerSequence}");
+        }
+
+        int segmentInts = distinct.Count * 16, tileInts = plan.Tiles.Count * 4, workInts = plan.Work.Count * 8, memberInts = plan.Members.Count * 4;
+        var table = new int[segmentInts + tileInts + workInts + memberInts + segments.Count * 4];
+        WriteSegments(distinct, table);
+        int at = segmentInts;
+        foreach (var tile in plan.Tiles)
+        {
+            table[at] = tile.Segment;
+            table[at + 1] = tile.Start;
+            table[at + 2] = tile.Count;
+            at += 4;
+        }
+
+        foreach (var item in plan.Work)
+        {
+            table[at] = item.FirstTile;
+            table[at + 1] = item.EndTile;
+            table[at + 2] = item.FirstMember;
+            table[at + 3] = item.Members;
+            table[at + 4] = item.Chunk;
+            at += 8;
+        }
+
+        foreach (var member in plan.Members)
+        {
+            table[at] = member.Row;
+            table[at + 1] = member.Position;
+            table[at + 2] = member.FirstSlot;
+            at += 4;
+        }
+
+        for (int q = 0; q < segments.Count; q++)
+        {
+            table[at] = queryPositions[q];
+            table[at + 1] = plan.SequenceSlots[q].First;
+            table[at + 2] = plan.SequenceSlots[q].End;
+            at += 4;
+        }
+
+        var deviceTable = CudaKernels.ToDevice(table, Device);
+        var partialOut = empty([plan.Slots, KvHeads, group, HeadDim], ScalarType.Float32, Device);
+        var partialStats = empty([2, plan.Slots, KvHeads, group], ScalarType.Float32, Device);
+        return new SegmentPlan(this, distinct, deviceTable, segmentInts, tileInts, plan.Slots, group, 1, 1, queryPositions[0], partialOut, partialStats)
+        {
+            Decode = functions,
+            Sequences = segments.Count,
+            ChunkInts = workInts + memberInts,
+            MaxChunksPerSequence = plan.MaxSlotsPerSequence,
+            SharedWorkItems = plan.Work.Count,
+            SharedWorkInts = workInts,
+        };
+    }
+
+    /// <summary>A distinct segment: the same tensors (by reference) with the same length, position and rotation.</summary>
+    private readonly record struct SegmentKey(object Keys, object Values, int Length, int KeyPosition, int RotationBase)
+    {
+        public SegmentKey(KvSegment segment)
+            : this(segment.Keys, segment.Values, segment.Length, segment.KeyPosition, segment.RotationBase)
+        {
+        }
+
+        public bool Equals(SegmentKey other) =>
+            ReferenceEquals(Keys, other.Keys) && ReferenceEquals(Values, other.Values)
+            && Length == other.Length && KeyPosition == other.KeyPosition && RotationBase == other.RotationBase;
+
+        public override int GetHashCode() =>
+            HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Keys), System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Values), Length, KeyPosition, RotationBase);
+    }
+
+    /// <summary>Runs the shared kernel of a <see cref="PlanShared"/> plan for one layer, then the decode kernels' combine.</summary>
+    private unsafe void RunShared(SegmentPlan plan, CudaKernels.DecodeFunctions decode, Tensor queries, int layer, Tensor output)
+    {
+        var functions = _kernels.Functions(DType, HeadDim, 64);
+        _kernels.EnsureContext();
+        nint tableAddress = CudaKernels.DataPointer(plan.Table);
+        nint q = CudaKernels.DataPointer(queries);
+        long queryRowStride = queries.stride(0);
+        int group = Heads / KvHeads, kvHeads = KvHeads, layerIndex = layer, n = 1;
+        nint segments = tableAddress;
+        nint tiles = segments + plan.SegmentInts * sizeof(int);
+        nint work = tiles + plan.TileInts * sizeof(int);
+        nint members = work + plan.SharedWorkInts * sizeof(int);
+        nint sequences = work + plan.ChunkInts * sizeof(int);
+        nint frequencies = CudaKernels.DataPointer(_inverseFrequencies);
+        float scaleLog2 = (float)(1.0 / Math.Sqrt(HeadDim) * 1.4426950408889634);
+        nint partialOut = CudaKernels.DataPointer(plan.PartialOut);
+        nint partialMax = CudaKernels.DataPointer(plan.PartialStats);
+        nint partialSum = partialMax + plan.Chunks * KvHeads * group * sizeof(float);
+        void** splitArgs = stackalloc void*[]
+        {
+            &q, &queryRowStride, &group, &kvHeads, &segments, &tiles, &work, &members,
+            &frequencies, &scaleLog2, &layerIndex, &partialOut, &partialMax, &partialSum,
+        };
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(functions.SharedMma, (uint)plan.SharedWorkItems, (uint)KvHeads, 1, MmaThreads, 1, 1, (uint)MmaSharedBytes(HeadDim), 0, splitArgs, null),
+            "cuLaunchKernel(segment_attention_shared_mma)");
+        nint outputAddress = CudaKernels.DataPointer(output);
+        void** combineArgs = stackalloc void*[]
+        {
+            &partialOut, &partialMax, &partialSum, &sequences, &n, &group, &kvHeads, &outputAddress,
+        };
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(decode.Combine, (uint)(plan.Sequences * Heads), 1, 1, CombineThreads, 1, 1, (uint)(plan.MaxChunksPerSequence * sizeof(float)), 0, combineArgs, null),
+            "cuLaunchKernel(decode_combine)");
     }
 
     private static void WriteSegments(IReadOnlyList<KvSegment> segments, int[] table)
@@ -338,7 +517,15 @@ internal sealed class SegmentAttention : IDisposable
 
         if (plan.Decode is { } decode)
         {
-            RunDecode(plan, decode, queries, layer, output);
+            if (plan.SharedWorkItems > 0)
+            {
+                RunShared(plan, decode, queries, layer, output);
+            }
+            else
+            {
+                RunDecode(plan, decode, queries, layer, output);
+            }
+
             return;
         }
 
@@ -447,7 +634,7 @@ internal sealed class SegmentPlan(SegmentAttention owner, IReadOnlyList<KvSegmen
     /// <summary>Sequences of the call (1 but for batched decode plans); <see cref="Queries"/> rows each.</summary>
     public int Sequences { get; init; } = 1;
 
-    /// <summary>Chunk table words of a decode plan (4 per chunk; the sequences' table follows).</summary>
+    /// <summary>Chunk table words of a decode plan (4 per chunk; the sequences' table follows); in a shared plan the work and members' words.</summary>
     public int ChunkInts { get; init; }
 
     /// <summary>The most chunks of one sequence in a decode plan.</summary>
@@ -456,8 +643,14 @@ internal sealed class SegmentPlan(SegmentAttention owner, IReadOnlyList<KvSegmen
     /// <summary>Whether the decode plan runs the deep variant of the decode kernel.</summary>
     public bool DeepDecode { get; init; }
 
-    /// <summary>The kernel that runs: "decode", "mma" or "fma".</summary>
-    public string Kernel => Decode is not null ? (DeepDecode ? "deep" : "decode") : TensorCores ? "mma" : "fma";
+    /// <summary>Work items of a shared plan (see <see cref="SharedTiling"/>); 0 for other plans.</summary>
+    public int SharedWorkItems { get; init; }
+
+    /// <summary>Work table words of a shared plan (8 per item; the members' table follows, then the sequences').</summary>
+    public int SharedWorkInts { get; init; }
+
+    /// <summary>The kernel that runs: "shared", "decode", "deep", "mma" or "fma".</summary>
+    public string Kernel => SharedWorkItems > 0 ? "shared" : Decode is not null ? (DeepDecode ? "deep" : "decode") : TensorCores ? "mma" : "fma";
 
     public Tensor PartialOut { get; } = partialOut;
 

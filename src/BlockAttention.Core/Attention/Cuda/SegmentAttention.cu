@@ -336,24 +336,49 @@ __device__ __forceinline__ void async_commit() { asm volatile("cp.async.commit_g
 __device__ __forceinline__ void async_wait_all_but_one() { asm volatile("cp.async.wait_group 1;"); }
 __device__ __forceinline__ void async_wait_all() { asm volatile("cp.async.wait_group 0;"); }
 
-extern "C" __global__ void __launch_bounds__(32 * MMA_WARPS) segment_attention_split_mma(
-    const elem_t* __restrict__ queries, long long queryRowStride, int n, int group, int kvHeads,
-    int queryPosition, const Segment* __restrict__ segments, const int4* __restrict__ tiles,
-    const int* __restrict__ chunkStarts, const float* __restrict__ inverseFrequencies,
-    float scaleLog2, int layer, float* __restrict__ partialOut, float* __restrict__ partialMax,
-    float* __restrict__ partialSum)
+// The tensor-core kernels' shared memory: unrotated and rotated queries, double-buffered keys and
+// values, and per row its position (-1: no row), the element offset of its unrotated query head
+// in `queries`, and its row of the partial results.
+struct MmaShared
+{
+    u16* rawQ;             // [MROWS][HEAD_DIM] unrotated
+    u16* qs;               // [MROWS][KSTRIDE] rotated
+    u16* ks;               // [2][TILE][KSTRIDE] keys, double-buffered
+    u16* vs;               // [2][TILE][KSTRIDE] values
+    int* rowPosition;      // [MROWS]
+    long long* rowQuery;   // [MROWS]
+    long long* rowOut;     // [MROWS]
+};
+
+__device__ __forceinline__ MmaShared mma_shared()
 {
     extern __shared__ float4 shared4[];
-    u16* rawQ = reinterpret_cast<u16*>(shared4);                  // [MROWS][HEAD_DIM] unrotated
-    u16* qs = rawQ + MROWS * HEAD_DIM;                             // [MROWS][KSTRIDE] rotated
-    u16* ks = qs + MROWS * KSTRIDE;                                // [2][TILE][KSTRIDE] keys, double-buffered
-    u16* vs = ks + 2 * TILE * KSTRIDE;                             // [2][TILE][KSTRIDE] values
-    int* rowPosition = reinterpret_cast<int*>(vs + 2 * TILE * KSTRIDE);
+    MmaShared sh;
+    sh.rawQ = reinterpret_cast<u16*>(shared4);
+    sh.qs = sh.rawQ + MROWS * HEAD_DIM;
+    sh.ks = sh.qs + MROWS * KSTRIDE;
+    sh.vs = sh.ks + 2 * TILE * KSTRIDE;
+    sh.rowPosition = reinterpret_cast<int*>(sh.vs + 2 * TILE * KSTRIDE);
+    sh.rowQuery = reinterpret_cast<long long*>(sh.rowPosition + MROWS);
+    sh.rowOut = sh.rowQuery + MROWS;
+    return sh;
+}
 
-    const int row0 = blockIdx.x * MROWS, chunk = blockIdx.y, kvHead = blockIdx.z;
-    const int rowsFolded = group * n;
+// The split work of one thread block: tiles [tBegin, tEnd) for the rows that the caller described
+// in sh.rowPosition / rowQuery / rowOut (the first `validRows` of MROWS exist). Each row's
+// arithmetic depends only on its own query and the tiles: never on the block's other rows.
+__device__ __forceinline__ void split_mma_body(
+    const MmaShared& sh, const elem_t* __restrict__ queries, const Segment* __restrict__ segments,
+    const int4* __restrict__ tiles, int tBegin, int tEnd, int validRows, int kvHead,
+    const float* __restrict__ inverseFrequencies, float scaleLog2, int layer,
+    float* __restrict__ partialOut, float* __restrict__ partialMax, float* __restrict__ partialSum)
+{
+    u16* rawQ = sh.rawQ;
+    u16* qs = sh.qs;
+    u16* ks = sh.ks;
+    u16* vs = sh.vs;
+    const int* rowPosition = sh.rowPosition;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane >> 2, tg = lane & 3;
-    const int tBegin = chunkStarts[chunk], tEnd = chunkStarts[chunk + 1];
 
     // Queues tile t's keys and values into buffer `buffer` (one commit group).
     auto issue = [&](int t, int buffer)
@@ -378,25 +403,16 @@ extern "C" __global__ void __launch_bounds__(32 * MMA_WARPS) segment_attention_s
 
     if (tBegin < tEnd) issue(tBegin, 0);
 
+    __syncthreads();   // the caller's row descriptions are visible
     for (int idx = tid; idx < MROWS * HEAD_DIM; idx += 32 * MMA_WARPS)
     {
-        int r = idx / HEAD_DIM, d = idx % HEAD_DIM, folded = row0 + r;
-        u16 value = 0;
-        if (folded < rowsFolded)
-        {
-            int gq = folded / n, qi = folded % n;
-            value = queries[(long long)qi * queryRowStride + (long long)(kvHead * group + gq) * HEAD_DIM + d];
-        }
-        rawQ[idx] = value;
-    }
-    if (tid < MROWS)
-    {
-        int folded = row0 + tid;
-        rowPosition[tid] = folded < rowsFolded ? queryPosition + folded % n : -1;
+        int r = idx / HEAD_DIM, d = idx % HEAD_DIM;
+        long long source = sh.rowQuery[r];
+        rawQ[idx] = source >= 0 ? queries[source + d] : (u16)0;
     }
     __syncthreads();
 
-    const bool active = row0 + warp * 16 < rowsFolded;
+    const bool active = warp * 16 < validRows;
     const int rowA = warp * 16 + g, rowB = rowA + 8;
     const int posA = rowPosition[rowA], posB = rowPosition[rowB];
     float mA = NEG_INF, mB = NEG_INF, lA = 0.f, lB = 0.f;
@@ -429,7 +445,6 @@ extern "C" __global__ void __launch_bounds__(32 * MMA_WARPS) segment_attention_s
             currentSegment = tile.x;
             int rotationBase = (int)seg->rotationBase;
             // Only the rows that exist: a decode step has `group` of the 64.
-            const int validRows = min(MROWS, rowsFolded - row0);
             for (int idx = tid; idx < validRows * (HEAD_DIM / 2); idx += 32 * MMA_WARPS)
             {
                 int r = idx / (HEAD_DIM / 2), i = idx % (HEAD_DIM / 2);
@@ -544,26 +559,79 @@ extern "C" __global__ void __launch_bounds__(32 * MMA_WARPS) segment_attention_s
     lA += __shfl_xor_sync(0xffffffffu, lA, 2);
     lB += __shfl_xor_sync(0xffffffffu, lB, 1);
     lB += __shfl_xor_sync(0xffffffffu, lB, 2);
-    const long long rowBase = ((long long)chunk * kvHeads + kvHead) * rowsFolded;
-    const int foldedA = row0 + rowA, foldedB = row0 + rowB;
+    const long long outA = sh.rowOut[rowA], outB = sh.rowOut[rowB];
 #pragma unroll
     for (int j = 0; j < HEAD_DIM / 8; j++)
     {
         int d = j * 8 + tg * 2;
-        if (foldedA < rowsFolded)
+        if (outA >= 0)
         {
-            *reinterpret_cast<float2*>(partialOut + (rowBase + foldedA) * HEAD_DIM + d) = make_float2(o[j][0], o[j][1]);
+            *reinterpret_cast<float2*>(partialOut + outA * HEAD_DIM + d) = make_float2(o[j][0], o[j][1]);
         }
-        if (foldedB < rowsFolded)
+        if (outB >= 0)
         {
-            *reinterpret_cast<float2*>(partialOut + (rowBase + foldedB) * HEAD_DIM + d) = make_float2(o[j][2], o[j][3]);
+            *reinterpret_cast<float2*>(partialOut + outB * HEAD_DIM + d) = make_float2(o[j][2], o[j][3]);
         }
     }
     if (tg == 0)
     {
-        if (foldedA < rowsFolded) { partialMax[rowBase + foldedA] = mA; partialSum[rowBase + foldedA] = lA; }
-        if (foldedB < rowsFolded) { partialMax[rowBase + foldedB] = mB; partialSum[rowBase + foldedB] = lB; }
+        if (outA >= 0) { partialMax[outA] = mA; partialSum[outA] = lA; }
+        if (outB >= 0) { partialMax[outB] = mB; partialSum[outB] = lB; }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(32 * MMA_WARPS) segment_attention_split_mma(
+    const elem_t* __restrict__ queries, long long queryRowStride, int n, int group, int kvHeads,
+    int queryPosition, const Segment* __restrict__ segments, const int4* __restrict__ tiles,
+    const int* __restrict__ chunkStarts, const float* __restrict__ inverseFrequencies,
+    float scaleLog2, int layer, float* __restrict__ partialOut, float* __restrict__ partialMax,
+    float* __restrict__ partialSum)
+{
+    const MmaShared sh = mma_shared();
+    const int row0 = blockIdx.x * MROWS, chunk = blockIdx.y, kvHead = blockIdx.z;
+    const int rowsFolded = group * n;
+    if (threadIdx.x < MROWS)
+    {
+        const int r = threadIdx.x, folded = row0 + r;
+        const bool valid = folded < rowsFolded;
+        const int gq = folded / n, qi = folded % n;
+        sh.rowPosition[r] = valid ? queryPosition + qi : -1;
+        sh.rowQuery[r] = valid ? (long long)qi * queryRowStride + (long long)(kvHead * group + gq) * HEAD_DIM : -1;
+        sh.rowOut[r] = valid ? ((long long)chunk * kvHeads + kvHead) * rowsFolded + folded : -1;
+    }
+    split_mma_body(sh, queries, segments, tiles, chunkStarts[chunk], chunkStarts[chunk + 1], min(MROWS, rowsFolded - row0), kvHead,
+        inverseFrequencies, scaleLog2, layer, partialOut, partialMax, partialSum);
+}
+
+// Decode steps of many sequences that share cached blocks (see SegmentAttention.PlanShared): one
+// thread block per (work item, KV head); a work item is one chunk of tiles of one segment and up
+// to MROWS / group of the sequences that attend to it, so a block read once serves them all.
+//   work     two int4 per item: (first tile, end tile, first member, members), (chunk, 0, 0, 0)
+//   members  int4 (query row, position, first partial slot of this segment for that sequence, 0)
+// Sequence s's partial row for its slot k is (k * kvHeads + kvHead) * group + g, as the decode
+// kernel's combine reads them with one query row per sequence.
+extern "C" __global__ void __launch_bounds__(32 * MMA_WARPS) segment_attention_shared_mma(
+    const elem_t* __restrict__ queries, long long queryRowStride, int group, int kvHeads,
+    const Segment* __restrict__ segments, const int4* __restrict__ tiles,
+    const int4* __restrict__ work, const int4* __restrict__ members,
+    const float* __restrict__ inverseFrequencies, float scaleLog2, int layer,
+    float* __restrict__ partialOut, float* __restrict__ partialMax, float* __restrict__ partialSum)
+{
+    const MmaShared sh = mma_shared();
+    const int4 item = work[2 * blockIdx.x];
+    const int chunk = work[2 * blockIdx.x + 1].x, kvHead = blockIdx.y;
+    const int validRows = item.w * group;
+    if (threadIdx.x < MROWS)
+    {
+        const int r = threadIdx.x, m = r / group, gq = r % group;
+        const bool valid = r < validRows;
+        const int4 member = valid ? members[item.z + m] : make_int4(0, -1, 0, 0);
+        sh.rowPosition[r] = valid ? member.y : -1;
+        sh.rowQuery[r] = valid ? (long long)member.x * queryRowStride + (long long)(kvHead * group + gq) * HEAD_DIM : -1;
+        sh.rowOut[r] = valid ? ((long long)(member.z + chunk) * kvHeads + kvHead) * group + gq : -1;
+    }
+    split_mma_body(sh, queries, segments, tiles, item.x, item.y, validRows, kvHead,
+        inverseFrequencies, scaleLog2, layer, partialOut, partialMax, partialSum);
 }
 #endif
 
@@ -712,6 +780,32 @@ extern "C" __global__ void rotate_append(
     const long long slot = layerOffset + head * headStride + (long long)(own + i) * HEAD_DIM;
     float s, c;
     sincosf((float)(position + i) * inverseFrequencies[j], &s, &c);
+    float a = to_float(key[j]), b = to_float(key[j + HEAD_DIM / 2]);
+    keys[slot + j] = from_float_(a * c - b * s);
+    keys[slot + j + HEAD_DIM / 2] = from_float_(b * c + a * s);
+    values[slot + j] = value[j];
+    values[slot + j + HEAD_DIM / 2] = value[j + HEAD_DIM / 2];
+}
+
+// rotate_append for the rows of many requests in one launch: row r's entry in `rows` is eight
+// int64 (keys, values: device addresses of the request's cache; its layer and head strides in
+// elements; the cache position it writes; the token's position; its row of `qkv`; unused). The
+// same arithmetic as rotate_append, so a request's cache holds the same bits either way.
+extern "C" __global__ void rotate_append_rows(
+    const elem_t* __restrict__ qkv, int heads, int kvHeads, const long long* __restrict__ rows,
+    int layer, const float* __restrict__ inverseFrequencies)
+{
+    const long long* entry = rows + (long long)blockIdx.x * 8;
+    const int head = blockIdx.y, j = threadIdx.x;
+    elem_t* keys = reinterpret_cast<elem_t*>(entry[0]);
+    elem_t* values = reinterpret_cast<elem_t*>(entry[1]);
+    const long long slot = layer * entry[2] + head * entry[3] + entry[4] * HEAD_DIM;
+    const int position = (int)entry[5];
+    const elem_t* row = qkv + entry[6] * (heads + 2 * kvHeads) * HEAD_DIM;
+    const elem_t* key = row + (long long)(heads + head) * HEAD_DIM;
+    const elem_t* value = row + (long long)(heads + kvHeads + head) * HEAD_DIM;
+    float s, c;
+    sincosf((float)position * inverseFrequencies[j], &s, &c);
     float a = to_float(key[j]), b = to_float(key[j + HEAD_DIM / 2]);
     keys[slot + j] = from_float_(a * c - b * s);
     keys[slot + j + HEAD_DIM / 2] = from_float_(b * c + a * s);
