@@ -14,11 +14,12 @@ public sealed record BlockSessionOptions
     /// Above 1, their decode steps and the chunks of their final blocks share one forward pass of the
     /// model (one that implements <see cref="Models.IBatchForward"/>), and a request's tokens never
     /// depend on what runs beside it: it gets exactly the tokens it gets alone in this session.
-    /// 1 runs one request at a time, each step through the model's plain forward pass: the lowest
-    /// latency for a lone request. Batched matrix products are computed so that no row depends on
-    /// the others (whole CPU GEMM tiles), which costs a request running alone more time per token
-    /// than the plain pass, and differs from it in the last bits of the logits (so, at an exact
-    /// near-tie of two tokens, in a greedy choice). Default 16.
+    /// 1 runs one request at a time, each step through the model's plain forward pass. Batched
+    /// matrix products and attention are computed so that no row depends on the others (on an x86
+    /// CPU in float32, fixed-order dot products that read each weight once per step, so that a
+    /// request alone costs about what the plain pass costs; elsewhere whole GEMM tiles), and differ
+    /// from the plain pass in the last bits of the logits (so, at an exact near-tie of two tokens,
+    /// in a greedy choice). Default 16.
     /// </summary>
     public int MaxBatchSize { get; init; } = 16;
 

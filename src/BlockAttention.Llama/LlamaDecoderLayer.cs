@@ -55,7 +55,8 @@ internal sealed class LlamaDecoderLayer : IDisposable
     /// <summary>
     /// Runs the layer on the rows of several sequences, <paramref name="x"/> <c>[rows, hidden]</c>:
     /// the weight products over all rows at once (<see cref="RowTiles"/>, so that no row depends on
-    /// the others), attention per sequence against its own cache.
+    /// the others), attention per sequence against its own cache (a decoding sequence's through
+    /// <see cref="DecodeAttention"/> where it runs).
     /// </summary>
     public Tensor ForwardBatch(Tensor x, int layerIndex, RotaryAngles angles, IReadOnlyList<BatchPart> parts)
     {
@@ -74,7 +75,15 @@ internal sealed class LlamaDecoderLayer : IDisposable
             var k = rotated.narrow(1, heads, kvHeads).transpose(0, 1);
             var v = qkv.narrow(0, part.Row, part.Count).narrow(1, heads + kvHeads, kvHeads).transpose(0, 1);
             var (keys, values) = part.Cache.Append(layerIndex, k, v);
-            var output = part.Plan.Attend(rotated.narrow(1, 0, heads), keys, values);
+            var queries = rotated.narrow(1, 0, heads);
+            if (part.Count == 1 && part.Cache.Prefix is null && DecodeAttention.CanRun(queries[0], keys, values))
+            {
+                // A decoding sequence (most of a batch): its attention read straight from its cache.
+                DecodeAttention.Attend(queries[0], keys, values, attended[part.Row]);
+                continue;
+            }
+
+            var output = part.Plan.Attend(queries, keys, values);
             attended.narrow(0, part.Row, part.Count).copy_(output);
         }
 
