@@ -22,7 +22,7 @@ double fullLr = Real("lr-full", 3e-3), blockLr = Real("lr-block", 1e-3), loraAlp
 string outDir = opt.GetValueOrDefault("out", "results"), device = opt.GetValueOrDefault("device", "cpu");
 Directory.CreateDirectory(outDir);
 BlockAttention.Runtime.TorchSharpNativeLibrary.EnsureRegistered(); // before the first torch call
-set_num_threads(Int("threads", 1)); // one intra-op thread: on a small model, more threads only wait on each other
+set_num_threads(Int("threads", 1)); // one intra-op thread: a small model gains little from two, and two stall whenever the machine is busy
 
 var cells = new Dictionary<string, List<(int Correct, int Total)>>();
 var clock = Stopwatch.StartNew();

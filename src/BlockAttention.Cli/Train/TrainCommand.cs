@@ -28,8 +28,8 @@ internal static class TrainCommand
         model.safetensors, the tokenizer files) that 'blockattn generate --model DIR' and
         transformers load, plus the optimizer state: run the same command again to resume.
         Prints step, loss per response token, learning rate, gradient norm, tokens/s and ETA.
-        --threads N sets libtorch's CPU threads (default: one per core); a small model trains
-        fastest with 1, since its operations are too small to share out.
+        --threads N sets libtorch's CPU threads (default: one per core); on a machine that runs
+        other work, a small model trains more steadily with 1 (its operations are too small to share out).
         """;
 
     private static string Describe(TrainingProgress p)
