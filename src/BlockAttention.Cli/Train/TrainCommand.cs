@@ -17,6 +17,7 @@ internal static class TrainCommand
                         [--lora-rank R] [--lora-alpha 2R] [--lora-targets q_proj,k_proj,v_proj,o_proj]
                         [--eval-data FILE.jsonl] [--eval-every N] [--save-every N] [--log-every N]
                         [--device cpu|cuda[:N]] [--dtype float32|bfloat16] [--save-dtype float32|bfloat16] [--seed S]
+                        [--threads N]
 
         FILE.jsonl is the output of 'blockattn prepare'. Each step accumulates the gradients of
         --batch samples (each with its own block or causal mask; --micro-batch of them, default 8,
@@ -27,6 +28,8 @@ internal static class TrainCommand
         model.safetensors, the tokenizer files) that 'blockattn generate --model DIR' and
         transformers load, plus the optimizer state: run the same command again to resume.
         Prints step, loss per response token, learning rate, gradient norm, tokens/s and ETA.
+        --threads N sets libtorch's CPU threads (default: one per core); on a machine that runs
+        other work, a small model trains more steadily with 1 (its operations are too small to share out).
         """;
 
     private static string Describe(TrainingProgress p)
@@ -44,7 +47,7 @@ internal static class TrainCommand
     public static int Run(CommandLine commandLine, TextWriter stdout, CancellationToken cancellationToken = default)
     {
         commandLine.RejectUnknown("model", "preset", "data", "out", "steps", "batch", "micro-batch", "lora-rank", "lora-alpha", "lora-targets", "lr", "warmup", "weight-decay", "max-grad-norm",
-            "eval-data", "eval-every", "save-every", "log-every", "device", "dtype", "save-dtype", "seed");
+            "eval-data", "eval-every", "save-every", "log-every", "device", "dtype", "save-dtype", "seed", "threads");
         string data = commandLine.Required("data");
         string output = commandLine.Required("out");
         string device = commandLine.Optional("device") ?? "cpu";
@@ -85,6 +88,17 @@ internal static class TrainCommand
         catch (ArgumentException e)
         {
             throw new UsageException(e.Message);
+        }
+
+        if (commandLine.Optional("threads") is not null)
+        {
+            int threads = commandLine.OptionalInt("threads", 1);
+            if (threads < 1)
+            {
+                throw new UsageException($"--threads must be at least 1, got {threads}");
+            }
+
+            set_num_threads(threads);
         }
 
         try

@@ -44,5 +44,13 @@ public sealed class TrainingCommandTests : IDisposable
         run.Stderr.Should().Contain("line 2").And.Contain("not valid JSON");
     }
 
+    [Fact]
+    public void Train_rejects_a_thread_count_below_one()
+    {
+        var run = CliRun.Of("train", "--model", FixturePaths.Model("tiny-llama2"), "--data", Path.Combine(_folder, "none.jsonl"), "--out", Path.Combine(_folder, "o"), "--threads", "0");
+        run.ExitCode.Should().Be(2, run.ToString());
+        run.Stderr.Should().Contain("--threads must be at least 1, got 0");
+    }
+
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 }
