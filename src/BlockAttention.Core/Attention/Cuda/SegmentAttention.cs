@@ -151,12 +151,7 @@ internal sealed class SegmentAttention : IDisposable
         int segmentInts = segments.Count * 16, tileInts = tiles.Count * 4;
         var table = new int[segmentInts + tileInts + chunks + 1];
         WriteSegments(segments, table);
-        for (int t = 0; t < tiles.Count; t++)
-        {
-            table[segmentInts + t * 4 + 0] = tiles[t].Segment;
-            table[segmentInts + t * 4 + 1] = tiles[t].Start;
-            table[segmentInts + t * 4 + 2] = tiles[t].Count;
-        }
+        WriteTiles(tiles, table, segmentInts);
 
         chunkStarts.CopyTo(table, segmentInts + tileInts);
 
@@ -215,23 +210,14 @@ internal sealed class SegmentAttention : IDisposable
 
         var functions = _kernels.Decode(DType, HeadDim) ?? throw new InvalidOperationException($"the CUDA decode kernel is not available for {DType} with head dimension {HeadDim}: {CudaKernels.Status}");
         var all = new List<KvSegment>();
-        // Sequences share their cached blocks: each block's tensors are checked once per call (a
-        // check is a dozen calls into libtorch, and a batch can list the same block 64 times).
+        // Sequences share their cached blocks: each block's tensors are checked once per call.
         var checkedTensors = new Dictionary<(Tensor Keys, Tensor Values), long>(TensorPairComparer.Instance);
         foreach (var list in segments)
         {
             ArgumentNullException.ThrowIfNull(list);
             foreach (var segment in list)
             {
-                if (!checkedTensors.TryGetValue((segment.Keys, segment.Values), out long positions))
-                {
-                    Validate(segment, all.Count);
-                    checkedTensors.Add((segment.Keys, segment.Values), segment.Keys.shape[2]);
-                }
-                else if (segment.Length < 0 || segment.Length > positions || segment.KeyPosition < 0)
-                {
-                    throw new ArgumentException($"segment {all.Count}: length {segment.Length} at position {segment.KeyPosition} does not fit its {positions} positions");
-                }
+                ValidateOnce(segment, all.Count, checkedTensors);
 
                 all.Add(segment);
             }
@@ -241,12 +227,7 @@ internal sealed class SegmentAttention : IDisposable
         int segmentInts = all.Count * 16, tileInts = plan.Tiles.Count * 4, chunkInts = plan.Chunks.Count * 4, sequenceInts = segments.Count * 4;
         var table = new int[segmentInts + tileInts + chunkInts + sequenceInts];
         WriteSegments(all, table);
-        for (int t = 0; t < plan.Tiles.Count; t++)
-        {
-            table[segmentInts + t * 4 + 0] = plan.Tiles[t].Segment;
-            table[segmentInts + t * 4 + 1] = plan.Tiles[t].Start;
-            table[segmentInts + t * 4 + 2] = plan.Tiles[t].Count;
-        }
+        WriteTiles(plan.Tiles, table, segmentInts);
 
         int chunkOffset = segmentInts + tileInts;
         for (int c = 0; c < plan.Chunks.Count; c++)
@@ -306,16 +287,7 @@ internal sealed class SegmentAttention : IDisposable
                 var key = new SegmentKey(segment);
                 if (!index.TryGetValue(key, out int d))
                 {
-                    if (!checkedTensors.TryGetValue((segment.Keys, segment.Values), out long positions))
-                    {
-                        Validate(segment, distinct.Count);
-                        checkedTensors.Add((segment.Keys, segment.Values), segment.Keys.shape[2]);
-                    }
-                    else if (segment.Length < 0 || segment.Length > positions || segment.KeyPosition < 0)
-                    {
-                        throw new ArgumentException($"segment {distinct.Count}: length {segment.Length} at position {segment.KeyPosition} does not fit its {positions} positions");
-                    }
-
+                    ValidateOnce(segment, distinct.Count, checkedTensors);
                     d = distinct.Count;
                     distinct.Add(segment);
                     index.Add(key, d);
@@ -336,14 +308,8 @@ internal sealed class SegmentAttention : IDisposable
         int segmentInts = distinct.Count * 16, tileInts = plan.Tiles.Count * 4, workInts = plan.Work.Count * 8, memberInts = plan.Members.Count * 4;
         var table = new int[segmentInts + tileInts + workInts + memberInts + segments.Count * 4];
         WriteSegments(distinct, table);
-        int at = segmentInts;
-        foreach (var tile in plan.Tiles)
-        {
-            table[at] = tile.Segment;
-            table[at + 1] = tile.Start;
-            table[at + 2] = tile.Count;
-            at += 4;
-        }
+        WriteTiles(plan.Tiles, table, segmentInts);
+        int at = segmentInts + tileInts;
 
         foreach (var item in plan.Work)
         {
@@ -382,6 +348,7 @@ internal sealed class SegmentAttention : IDisposable
             MaxChunksPerSequence = plan.MaxSlotsPerSequence,
             SharedWorkItems = plan.Work.Count,
             SharedWorkInts = workInts,
+            SharedKernel = _kernels.Functions(DType, HeadDim, 64).SharedMma,
         };
     }
 
@@ -404,7 +371,6 @@ internal sealed class SegmentAttention : IDisposable
     /// <summary>Runs the shared kernel of a <see cref="PlanShared"/> plan for one layer, then the decode kernels' combine.</summary>
     private unsafe void RunShared(SegmentPlan plan, CudaKernels.DecodeFunctions decode, Tensor queries, int layer, Tensor output)
     {
-        var functions = _kernels.Functions(DType, HeadDim, 64);
         _kernels.EnsureContext();
         nint tableAddress = CudaKernels.DataPointer(plan.Table);
         nint q = CudaKernels.DataPointer(queries);
@@ -425,7 +391,7 @@ internal sealed class SegmentAttention : IDisposable
             &q, &queryRowStride, &group, &kvHeads, &segments, &tiles, &work, &members,
             &frequencies, &scaleLog2, &layerIndex, &partialOut, &partialMax, &partialSum,
         };
-        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(functions.SharedMma, (uint)plan.SharedWorkItems, (uint)KvHeads, 1, MmaThreads, 1, 1, (uint)MmaSharedBytes(HeadDim), 0, splitArgs, null),
+        CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(plan.SharedKernel, (uint)plan.SharedWorkItems, (uint)KvHeads, 1, MmaThreads, 1, 1, (uint)MmaSharedBytes(HeadDim), 0, splitArgs, null),
             "cuLaunchKernel(segment_attention_shared_mma)");
         nint outputAddress = CudaKernels.DataPointer(output);
         void** combineArgs = stackalloc void*[]
@@ -434,6 +400,17 @@ internal sealed class SegmentAttention : IDisposable
         };
         CudaDriverApi.Check(CudaDriverApi.cuLaunchKernel(decode.Combine, (uint)(plan.Sequences * Heads), 1, 1, CombineThreads, 1, 1, (uint)(plan.MaxChunksPerSequence * sizeof(float)), 0, combineArgs, null),
             "cuLaunchKernel(decode_combine)");
+    }
+
+    /// <summary>Tiles as the kernels read them: int4 (segment, first key, keys, 0) from <paramref name="offset"/>.</summary>
+    private static void WriteTiles(IReadOnlyList<(int Segment, int Start, int Count)> tiles, int[] table, int offset)
+    {
+        for (int t = 0; t < tiles.Count; t++)
+        {
+            table[offset + t * 4] = tiles[t].Segment;
+            table[offset + t * 4 + 1] = tiles[t].Start;
+            table[offset + t * 4 + 2] = tiles[t].Count;
+        }
     }
 
     private static void WriteSegments(IReadOnlyList<KvSegment> segments, int[] table)
@@ -567,6 +544,25 @@ internal sealed class SegmentAttention : IDisposable
             "cuLaunchKernel(segment_attention_combine)");
     }
 
+    /// <summary>
+    /// <see cref="Validate"/> for the first segment over a pair of tensors; later segments over the
+    /// same pair (a block listed by many sequences of a call) only have their length and position
+    /// checked against the positions recorded in <paramref name="checkedTensors"/>: a full check is
+    /// a dozen calls into libtorch, and a batch can list the same block 64 times.
+    /// </summary>
+    private void ValidateOnce(KvSegment segment, int index, Dictionary<(Tensor Keys, Tensor Values), long> checkedTensors)
+    {
+        if (!checkedTensors.TryGetValue((segment.Keys, segment.Values), out long positions))
+        {
+            Validate(segment, index);
+            checkedTensors.Add((segment.Keys, segment.Values), segment.Keys.shape[2]);
+        }
+        else if (segment.Length < 0 || segment.Length > positions || segment.KeyPosition < 0)
+        {
+            throw new ArgumentException($"segment {index}: length {segment.Length} at position {segment.KeyPosition} does not fit its {positions} positions");
+        }
+    }
+
     private void Validate(KvSegment segment, int index)
     {
         var keys = segment.Keys;
@@ -645,6 +641,9 @@ internal sealed class SegmentPlan(SegmentAttention owner, IReadOnlyList<KvSegmen
 
     /// <summary>Work items of a shared plan (see <see cref="SharedTiling"/>); 0 for other plans.</summary>
     public int SharedWorkItems { get; init; }
+
+    /// <summary>The shared tensor-core kernel of a shared plan (compiled when the plan was made).</summary>
+    public nint SharedKernel { get; init; }
 
     /// <summary>Work table words of a shared plan (8 per item; the members' table follows, then the sequences').</summary>
     public int SharedWorkInts { get; init; }
